@@ -1,1 +1,5 @@
-pub fn placeholder() {}
+//! sslvpn: an OpenVPN-compatible SSL-VPN server.
+//!
+//! The module map is in `docs/architecture.md`.
+
+pub mod config;

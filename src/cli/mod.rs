@@ -1,0 +1,97 @@
+//! Command-line interface: one subcommand per admin task.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use sslvpn::config::{Config, ConfigError, Loaded};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sslvpn",
+    version,
+    about = "An OpenVPN-compatible SSL-VPN server"
+)]
+pub struct Cli {
+    /// Log filter, e.g. "info" or "sslvpn=debug"; overrides the RUST_LOG environment variable.
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate a configuration file and print one summary line per SSL server.
+    Check(ConfigArg),
+    /// Run every SSL server of a configuration file.
+    Serve(ConfigArg),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConfigArg {
+    /// Path of the gateway configuration file (TOML).
+    #[arg(long, short, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+pub fn init_logging(filter: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match filter {
+        Some(filter) => EnvFilter::new(filter),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Check(args) => check(&args.config),
+        Command::Serve(args) => serve(&args.config),
+    }
+}
+
+/// Loads a configuration, printing its warnings, or prints every violation and fails.
+pub fn load_config(path: &Path) -> anyhow::Result<Config> {
+    match Config::load(path) {
+        Ok(Loaded { config, warnings }) => {
+            for warning in &warnings {
+                eprintln!("warning: {warning}");
+            }
+            Ok(config)
+        }
+        Err(error @ ConfigError::Invalid { .. }) => {
+            Err(anyhow::Error::new(error).context("the configuration was not loaded"))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn check(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = load_config(path)?;
+    for server in &config.ssl_servers {
+        println!("{}", server.summary());
+    }
+    println!(
+        "{}: valid, {} SSL server(s), max_connections {}",
+        path.display(),
+        config.ssl_servers.len(),
+        config.gateway.max_connections
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = load_config(path)?;
+    Err(anyhow::anyhow!(
+        "serve is not implemented in this build: {} is valid ({} SSL server(s)) but no data plane runs yet",
+        path.display(),
+        config.ssl_servers.len()
+    ))
+    .context("sslvpn serve failed")
+}
