@@ -326,3 +326,6 @@ impl SslServer {
 fn on_off(flag: bool) -> &'static str {
     if flag { "on" } else { "off" }
 }
+
+#[cfg(test)]
+mod tests;
