@@ -1,0 +1,4 @@
+pub mod tls;
+
+#[cfg(test)]
+pub(crate) mod test_pki;
