@@ -1,0 +1,4 @@
+//! The OpenVPN protocol core: takes bytes and the current time, returns packets, events and
+//! deadlines, and does no I/O.
+
+pub mod keymethod;
