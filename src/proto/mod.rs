@@ -2,3 +2,4 @@
 //! deadlines, and does no I/O.
 
 pub mod keymethod;
+pub mod prf;
