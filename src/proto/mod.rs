@@ -2,4 +2,5 @@
 //! deadlines, and does no I/O.
 
 pub mod keymethod;
+pub mod ncp;
 pub mod prf;
