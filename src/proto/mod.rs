@@ -4,3 +4,4 @@
 pub mod keymethod;
 pub mod ncp;
 pub mod prf;
+pub mod push;
