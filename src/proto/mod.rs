@@ -1,3 +1,10 @@
+//! The OpenVPN protocol core: takes bytes and the current time, returns packets, events and
+//! deadlines, and does no I/O.
+
+pub mod keymethod;
+pub mod ncp;
+pub mod prf;
+pub mod push;
 pub mod tls;
 
 #[cfg(test)]
