@@ -1,1 +1,3 @@
+pub mod daemon;
+
 pub fn placeholder() {}
