@@ -6,8 +6,9 @@
 //! extension headers; UDP datagrams and TCP streams reassembled per direction. Fragmented
 //! IPv4 packets are skipped.
 //!
-//! The format is described in the pcap man page `pcap-savefile(5)` and in
-//! `draft-ietf-opsawg-pcap`; link types are listed at tcpdump.org's `linktypes.html`.
+//! A file is a 24-byte global header (magic number, version, snap length, link type) and
+//! then records, each a 16-byte header (seconds, fraction, captured length, original length)
+//! and the captured bytes.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -137,13 +138,14 @@ pub struct TcpStream {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub data: Vec<u8>,
-    /// `(end, timestamp_ns)` for each segment that added bytes: `data[..end]` had arrived at
-    /// that time.
+    /// `(end, timestamp_ns)` each time the contiguous start of the stream grew: all of
+    /// `data[..end]` had arrived at that capture time.
     pub arrivals: Vec<(usize, u64)>,
 }
 
 impl TcpStream {
-    /// Returns the capture time of the segment that completed `data[..end]`.
+    /// Returns the capture time at which all of `data[..end]` had arrived, or `None` when
+    /// `end` is past the stream.
     pub fn arrival_of(&self, end: usize) -> Option<u64> {
         self.arrivals
             .iter()
@@ -292,7 +294,8 @@ impl Capture {
     }
 }
 
-/// Puts one direction's segments in sequence order and drops bytes seen before.
+/// Puts one direction's segments in sequence order, drops bytes seen before, and records
+/// when each prefix of the stream was complete.
 fn reassemble(
     src: SocketAddr,
     dst: SocketAddr,
@@ -305,7 +308,8 @@ fn reassemble(
         .find(|s| s.tcp_flags & TCP_SYN != 0)
         .map(|s| s.tcp_seq.wrapping_add(1))
         .unwrap_or_else(|| segments.iter().map(|s| s.tcp_seq).min().unwrap_or(0));
-    let mut pieces: Vec<(u32, &[u8], u64)> = segments
+    // Relative sequence number, payload and capture time, in capture order.
+    let pieces: Vec<(u32, &[u8], u64)> = segments
         .iter()
         .filter(|s| !s.payload.is_empty())
         .map(|s| {
@@ -316,10 +320,11 @@ fn reassemble(
             )
         })
         .collect();
-    pieces.sort_by_key(|&(relative, _, _)| relative);
+
+    let mut by_sequence = pieces.clone();
+    by_sequence.sort_by_key(|&(relative, _, _)| relative);
     let mut data = Vec::new();
-    let mut arrivals = Vec::new();
-    for (relative, payload, timestamp_ns) in pieces {
+    for (relative, payload, _) in by_sequence {
         let end = data.len() as u32;
         if relative > end {
             return Err(PcapError::StreamGap { src, dst, at: end });
@@ -327,15 +332,38 @@ fn reassemble(
         let already = (end - relative) as usize;
         if already < payload.len() {
             data.extend_from_slice(&payload[already..]);
-            arrivals.push((data.len(), timestamp_ns));
         }
     }
+
     Ok(TcpStream {
         src,
         dst,
         data,
-        arrivals,
+        arrivals: prefix_arrivals(&pieces),
     })
+}
+
+/// Replays the pieces in capture order and returns `(prefix length, time)` each time the
+/// contiguous prefix of the stream grew.
+fn prefix_arrivals(pieces: &[(u32, &[u8], u64)]) -> Vec<(usize, u64)> {
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    let mut prefix = 0u64;
+    let mut arrivals = Vec::new();
+    for &(relative, payload, timestamp_ns) in pieces {
+        let begin = u64::from(relative);
+        ranges.push((begin, begin + payload.len() as u64));
+        let before = prefix;
+        while let Some(&(_, end)) = ranges
+            .iter()
+            .find(|&&(begin, end)| begin <= prefix && end > prefix)
+        {
+            prefix = end;
+        }
+        if prefix > before {
+            arrivals.push((prefix as usize, timestamp_ns));
+        }
+    }
+    arrivals
 }
 
 /// Returns the IP packet inside a link-layer frame.
