@@ -63,7 +63,9 @@ impl std::fmt::Debug for OpenvpnPacket {
 pub enum CaptureError {
     #[error(transparent)]
     Pcap(#[from] PcapError),
-    #[error("TCP stream {stream} ends inside a packet: {left} bytes left, first length {length}")]
+    #[error(
+        "TCP stream {stream} ends inside a packet: {left} bytes left, announced length {length}"
+    )]
     PartialFrame {
         stream: String,
         left: usize,
