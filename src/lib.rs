@@ -1,1 +1,3 @@
+pub mod proto;
+
 pub fn placeholder() {}
