@@ -3,3 +3,4 @@
 
 pub mod packet;
 pub mod reliable;
+pub mod wrap;

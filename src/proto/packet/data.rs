@@ -75,13 +75,8 @@ impl DataHeader {
     }
 
     /// Returns the header length on the wire.
-    pub fn len(&self) -> usize {
+    pub fn encoded_len(&self) -> usize {
         self.opcode.header_len()
-    }
-
-    /// Returns false: a header is never empty. Present for symmetry with [`DataHeader::len`].
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// Appends the header to `out`. Fails, appending nothing, for a DATA_V1 header with a
