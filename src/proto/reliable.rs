@@ -9,6 +9,70 @@
 //! [`SendWindow`] and [`ReceiveWindow`] are independent. A session owns one of each per key
 //! state and moves acknowledged ids from incoming packets into [`SendWindow::on_ack`] and ids
 //! to acknowledge out of [`ReceiveWindow::take_acks`].
+//!
+//! One round of a session with the codec and the protection layer:
+//!
+//! ```
+//! use std::time::Instant;
+//! use sslvpn::proto::packet::{ControlPacket, KeyId, MAX_ACKS, MAX_PIGGYBACK_ACKS, Opcode, SessionId};
+//! use sslvpn::proto::reliable::*;
+//! use sslvpn::proto::wrap::ControlWrap;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (own, peer) = (SessionId([1; 8]), SessionId([2; 8]));
+//! let mut send = SendWindow::new(SendConfig::default());
+//! let mut receive = ReceiveWindow::new(ReceiveConfig::default());
+//! let mut protection = ControlWrap::None;
+//! let (now, now_unix) = (Instant::now(), 1_700_000_000);
+//!
+//! // Outgoing TLS bytes: queue as many pieces as the window takes, then transmit.
+//! let tls_output = vec![0x16; 3000];
+//! let max_payload = max_control_payload(TLS_MTU_DEFAULT, protection.mtu_overhead(), false);
+//! for piece in fragment(&tls_output, max_payload).take(send.available()) {
+//!     send.push(Opcode::ControlV1, piece.to_vec())?;
+//! }
+//! let mut datagrams = Vec::new();
+//! while let Some(transmit) = send.poll_transmit(now) {
+//!     let packet = ControlPacket {
+//!         opcode: transmit.opcode,
+//!         key_id: KeyId::ZERO,
+//!         session_id: own,
+//!         acks: receive.take_acks(MAX_PIGGYBACK_ACKS),
+//!         peer_session_id: Some(peer),
+//!         message_id: Some(transmit.message_id),
+//!         payload: transmit.payload,
+//!     };
+//!     let mut plain = Vec::new();
+//!     packet.encode(&mut plain)?;
+//!     let mut wire = Vec::new();
+//!     protection.wrap(&plain, now_unix, &mut wire)?;
+//!     datagrams.push(wire);
+//! }
+//! assert_eq!(datagrams.len(), 3);
+//!
+//! // An incoming packet (here the first datagram, looped back): unwrap, parse, apply its
+//! // ACKs, store its message.
+//! let wire = datagrams.remove(0);
+//! let mut plain = Vec::new();
+//! protection.unwrap(&wire, &mut plain)?;
+//! let packet = ControlPacket::parse(&plain)?;
+//! for &id in packet.acks.as_slice() {
+//!     send.on_ack(id);
+//! }
+//! if let Some(message_id) = packet.message_id {
+//!     receive.receive(message_id, packet.opcode, packet.payload)?;
+//! }
+//! while let Some(message) = receive.pop_message() {
+//!     assert_eq!(message.payload.len(), max_payload); // hand this to TLS
+//! }
+//! // ACKs that no outgoing message carried go out in ACK_V1 packets.
+//! while receive.has_pending_acks() {
+//!     let ack = ControlPacket::ack(KeyId::ZERO, own, receive.take_acks(MAX_ACKS), peer);
+//!     ack.encode(&mut Vec::new())?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 mod receive;
 mod send;
