@@ -3,9 +3,12 @@
 
 pub mod keymethod;
 pub mod ncp;
+pub mod packet;
 pub mod prf;
 pub mod push;
+pub mod reliable;
 pub mod tls;
+pub mod wrap;
 
 #[cfg(test)]
 pub(crate) mod test_pki;
