@@ -1,0 +1,3 @@
+//! The OpenVPN protocol core. It does no I/O and reads no clock.
+
+pub mod data;
