@@ -1,6 +1,7 @@
 //! The OpenVPN protocol core: takes bytes and the current time, returns packets, events and
 //! deadlines, and does no I/O.
 
+pub mod data;
 pub mod keymethod;
 pub mod ncp;
 pub mod packet;
