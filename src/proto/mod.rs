@@ -1,6 +1,7 @@
 //! The OpenVPN protocol core: takes bytes and the current time, returns packets, events and
 //! deadlines, and does no I/O.
 
+pub mod client;
 pub mod data;
 pub mod keymethod;
 pub mod ncp;
@@ -8,6 +9,7 @@ pub mod packet;
 pub mod prf;
 pub mod push;
 pub mod reliable;
+pub mod session;
 pub mod tls;
 pub mod wrap;
 

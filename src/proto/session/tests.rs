@@ -1,0 +1,343 @@
+//! A client core and a server session talking in one process on simulated time.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::proto::client::{Client, ClientConfig, ClientEvent};
+use crate::proto::test_pki::TestCa;
+use crate::proto::tls;
+
+const CLIENT_ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 8, 0, 6);
+
+struct Pair {
+    client: Client,
+    server: Option<Session>,
+    now: Instant,
+    start: Instant,
+    server_events: Vec<Event>,
+    client_events: Vec<ClientEvent>,
+    /// Every n-th packet in each direction is lost (0: none).
+    loss_every: usize,
+    sent: usize,
+    config: Arc<SessionConfig>,
+    accept: bool,
+}
+
+fn server_config(ca: &TestCa, compression: bool, fallback: &str) -> Arc<SessionConfig> {
+    let cert = ca.issue("office-server", true, 100);
+    let tls =
+        tls::server_config(ca.der.clone(), vec![cert.der], cert.key, vec![ca.crl(&[])]).unwrap();
+    Arc::new(SessionConfig {
+        tls,
+        wrap: WrapConfig::None,
+        data_ciphers: vec![
+            "AES-256-GCM".into(),
+            "AES-128-GCM".into(),
+            "CHACHA20-POLY1305".into(),
+            fallback.into(),
+        ],
+        fallback_cipher: fallback.into(),
+        compression,
+        tcp: false,
+        routes: vec!["192.168.77.0/24".parse().unwrap()],
+        topology: Topology::Net30,
+        server_address: Ipv4Addr::new(10, 8, 0, 1),
+        pool_netmask: Ipv4Addr::new(255, 255, 255, 0),
+        keepalive_interval: Duration::from_secs(10),
+        keepalive_timeout: Duration::from_secs(60),
+        hand_window: Duration::from_secs(60),
+        reneg_interval: Duration::from_secs(3600),
+        tls_mtu: DEFAULT_TLS_MTU,
+    })
+}
+
+fn client_config(ca: &TestCa, ciphers: &[&str], options_cipher: &str) -> ClientConfig {
+    let cert = ca.issue("alice", false, 7);
+    ClientConfig {
+        tls: tls::client_config(ca.der.clone(), vec![cert.der], cert.key).unwrap(),
+        wrap: WrapConfig::None,
+        ciphers: ciphers.iter().map(|c| c.to_string()).collect(),
+        options_cipher: options_cipher.into(),
+        ekm: true,
+        comp_lzo: false,
+        username: None,
+        password: None,
+    }
+}
+
+impl Pair {
+    fn new(config: Arc<SessionConfig>, client: ClientConfig) -> Self {
+        let now = Instant::now();
+        Self {
+            client: Client::new(client),
+            server: None,
+            now,
+            start: now,
+            server_events: Vec::new(),
+            client_events: Vec::new(),
+            loss_every: 0,
+            sent: 0,
+            config,
+            accept: true,
+        }
+    }
+
+    fn lost(&mut self) -> bool {
+        self.sent += 1;
+        self.loss_every != 0 && self.sent.is_multiple_of(self.loss_every)
+    }
+
+    /// Moves packets both ways until neither side sends, then advances time to the next
+    /// deadline. Runs `rounds` times.
+    fn run(&mut self, rounds: usize) {
+        let mut buf = Vec::new();
+        for _ in 0..rounds {
+            let unix = 1_700_000_000 + (self.now - self.start).as_secs() as u32;
+            let mut moved = false;
+            while self.client.poll_transmit(self.now, unix, &mut buf) {
+                moved = true;
+                if self.lost() {
+                    continue;
+                }
+                match &mut self.server {
+                    None => {
+                        let session =
+                            Session::new(self.config.clone(), &buf, 3, self.now, unix.into());
+                        self.server = Some(session.unwrap());
+                    }
+                    Some(server) => {
+                        server.handle_packet(&mut buf, self.now);
+                    }
+                }
+            }
+            if let Some(server) = &mut self.server {
+                while let Some(event) = server.poll_event() {
+                    if let Event::Authenticate(_) = &event {
+                        let decision = if self.accept {
+                            Authorization::Accept(ClientNetwork {
+                                address: CLIENT_ADDRESS,
+                                peer_or_netmask: Ipv4Addr::new(10, 8, 0, 5),
+                            })
+                        } else {
+                            Authorization::Reject("not today".into())
+                        };
+                        server.authorize(decision, self.now);
+                    }
+                    self.server_events.push(event);
+                }
+                let mut packets = Vec::new();
+                while server.poll_transmit(self.now, &mut buf) {
+                    packets.push(buf.clone());
+                }
+                for mut packet in packets {
+                    moved = true;
+                    if !self.lost() {
+                        self.client.handle_packet(&mut packet, self.now);
+                    }
+                }
+            }
+            while let Some(event) = self.client.poll_event() {
+                self.client_events.push(event);
+            }
+            if !moved {
+                let next = self.server.as_ref().and_then(|s| s.poll_timeout());
+                let step = Duration::from_millis(500);
+                self.now = match next {
+                    Some(at) if at > self.now => at.min(self.now + step),
+                    _ => self.now + step,
+                };
+                if let Some(server) = &mut self.server {
+                    server.handle_timeout(self.now);
+                }
+            }
+        }
+    }
+
+    fn connected(&self) -> Option<&Vec<String>> {
+        self.client_events.iter().find_map(|event| match event {
+            ClientEvent::Connected(options) => Some(options),
+            _ => None,
+        })
+    }
+}
+
+/// A minimal IPv4 header from `source` with a recognisable body.
+fn ip_packet(source: Ipv4Addr, body: &[u8]) -> Vec<u8> {
+    let mut packet = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0];
+    packet.extend_from_slice(&source.octets());
+    packet.extend_from_slice(&[192, 168, 77, 10]);
+    packet.extend_from_slice(body);
+    packet
+}
+
+fn assert_data_both_ways(pair: &mut Pair) {
+    let outbound = ip_packet(CLIENT_ADDRESS, b"from the client");
+    let mut wire = pair.client.encrypt(&outbound).expect("client has keys");
+    let server = pair.server.as_mut().unwrap();
+    let range = match server.handle_packet(&mut wire, pair.now) {
+        Incoming::Ip(range) => range,
+        other => panic!("expected an IP packet, got {other:?}"),
+    };
+    assert_eq!(&wire[range], &outbound[..]);
+
+    let inbound = ip_packet(Ipv4Addr::new(192, 168, 77, 10), b"from the local network");
+    let mut wire = Vec::new();
+    assert!(server.encrypt(&inbound, &mut wire, pair.now));
+    let payload = pair.client.handle_packet(&mut wire, pair.now);
+    assert_eq!(payload.as_deref(), Some(&inbound[..]));
+}
+
+#[test]
+fn client_connects_and_moves_data() {
+    let ca = TestCa::new("office CA");
+    let client = client_config(&ca, &["AES-256-GCM", "AES-128-GCM"], "AES-128-CBC");
+    let mut pair = Pair::new(server_config(&ca, false, "AES-128-CBC"), client);
+    pair.run(40);
+    let options = pair.connected().expect("client connected").clone();
+    assert!(
+        options.contains(&"ifconfig 10.8.0.6 10.8.0.5".to_owned()),
+        "{options:?}"
+    );
+    assert!(
+        options.contains(&"route 192.168.77.0 255.255.255.0".to_owned()),
+        "{options:?}"
+    );
+    assert!(
+        options.contains(&"cipher AES-256-GCM".to_owned()),
+        "{options:?}"
+    );
+    assert!(options.contains(&"peer-id 3".to_owned()), "{options:?}");
+    assert!(
+        matches!(pair.server_events[0], Event::Authenticate(ref request) if request.common_name == "alice")
+    );
+    assert!(
+        pair.server_events
+            .iter()
+            .any(|event| matches!(event, Event::Established { cipher } if cipher == "AES-256-GCM"))
+    );
+    assert_data_both_ways(&mut pair);
+}
+
+#[test]
+fn every_cipher_moves_data() {
+    for (offered, fallback) in [
+        (vec!["AES-128-GCM"], "AES-128-CBC"),
+        (vec!["CHACHA20-POLY1305"], "AES-128-CBC"),
+        (vec![], "AES-128-CBC"),
+        (vec![], "AES-192-CBC"),
+        (vec![], "AES-256-CBC"),
+        (vec![], "none"),
+    ] {
+        let ca = TestCa::new("office CA");
+        let options_cipher = if fallback == "none" {
+            "[null-cipher]"
+        } else {
+            fallback
+        };
+        let mut client = client_config(&ca, &offered, options_cipher);
+        client.ekm = !offered.is_empty();
+        let mut pair = Pair::new(server_config(&ca, false, fallback), client);
+        pair.run(40);
+        assert!(
+            pair.connected().is_some(),
+            "{offered:?}/{fallback}: {:?}",
+            pair.server_events
+        );
+        assert_data_both_ways(&mut pair);
+    }
+}
+
+#[test]
+fn comp_lzo_framing_moves_data() {
+    let ca = TestCa::new("office CA");
+    let mut client = client_config(&ca, &["AES-256-GCM"], "AES-128-CBC");
+    client.comp_lzo = true;
+    let mut pair = Pair::new(server_config(&ca, true, "AES-128-CBC"), client);
+    pair.run(40);
+    assert!(pair.connected().is_some());
+    assert_data_both_ways(&mut pair);
+}
+
+#[test]
+fn handshake_survives_packet_loss() {
+    let ca = TestCa::new("office CA");
+    let client = client_config(&ca, &["AES-256-GCM"], "AES-128-CBC");
+    let mut pair = Pair::new(server_config(&ca, false, "AES-128-CBC"), client);
+    pair.loss_every = 3;
+    for _ in 0..400 {
+        if pair.connected().is_some() {
+            break;
+        }
+        pair.run(1);
+    }
+    assert!(pair.connected().is_some(), "{:?}", pair.server_events);
+    pair.loss_every = 0;
+    assert_data_both_ways(&mut pair);
+}
+
+#[test]
+fn rejected_client_gets_auth_failed() {
+    let ca = TestCa::new("office CA");
+    let client = client_config(&ca, &["AES-256-GCM"], "AES-128-CBC");
+    let mut pair = Pair::new(server_config(&ca, false, "AES-128-CBC"), client);
+    pair.accept = false;
+    pair.run(40);
+    assert!(
+        pair.client_events
+            .contains(&ClientEvent::AuthFailed("not today".into())),
+        "{:?}",
+        pair.client_events
+    );
+    assert!(pair.server.as_ref().unwrap().is_closed());
+}
+
+#[test]
+fn restart_reaches_the_client() {
+    let ca = TestCa::new("office CA");
+    let client = client_config(&ca, &["AES-256-GCM"], "AES-128-CBC");
+    let mut pair = Pair::new(server_config(&ca, false, "AES-128-CBC"), client);
+    pair.run(40);
+    pair.server
+        .as_mut()
+        .unwrap()
+        .close(CloseKind::Restart, pair.now);
+    pair.run(10);
+    assert!(pair.client_events.contains(&ClientEvent::Restart));
+    assert!(pair.server.as_ref().unwrap().is_closed());
+}
+
+#[test]
+fn silent_client_times_out() {
+    let ca = TestCa::new("office CA");
+    let client = client_config(&ca, &["AES-256-GCM"], "AES-128-CBC");
+    let mut pair = Pair::new(server_config(&ca, false, "AES-128-CBC"), client);
+    pair.run(40);
+    let server = pair.server.as_mut().unwrap();
+    let later = pair.now + Duration::from_secs(121);
+    server.handle_timeout(later);
+    assert!(server.is_closed());
+    let reasons: Vec<_> = std::iter::from_fn(|| server.poll_event()).collect();
+    assert!(
+        matches!(&reasons[..], [Event::Closed { reason }] if reason.contains("120 s")),
+        "{reasons:?}"
+    );
+}
+
+#[test]
+fn spoofed_source_is_dropped() {
+    let ca = TestCa::new("office CA");
+    let client = client_config(&ca, &["AES-256-GCM"], "AES-128-CBC");
+    let mut pair = Pair::new(server_config(&ca, false, "AES-128-CBC"), client);
+    pair.run(40);
+    let spoofed = ip_packet(Ipv4Addr::new(10, 8, 0, 10), b"spoofed");
+    let mut wire = pair.client.encrypt(&spoofed).unwrap();
+    let result = pair
+        .server
+        .as_mut()
+        .unwrap()
+        .handle_packet(&mut wire, pair.now);
+    assert!(
+        matches!(result, Incoming::Dropped("spoofed source")),
+        "{result:?}"
+    );
+}
