@@ -424,7 +424,9 @@ fn negotiate(
             .map_err(|error| format!("client's auth digest: {error}"))?,
         None => AuthDigest::Sha1,
     };
-    let framing = if config.compression && occ.comp_lzo {
+    // As with OpenVPN's own `comp-lzo`, the server's setting decides the framing; every
+    // profile of a server with compression on carries `comp-lzo no`, which frames the same way.
+    let framing = if config.compression {
         CompressionFraming::Lzo
     } else {
         CompressionFraming::None

@@ -20,7 +20,7 @@ use ipnet::Ipv4Net;
 use crate::config::Topology;
 use crate::proto::data::{OccOp, Payload, Unframed};
 use crate::proto::keymethod::PeerInfo;
-use crate::proto::packet::{ControlPacket, KeyId, Opcode, SessionId};
+use crate::proto::packet::{ControlPacket, KeyId, Opcode, PEER_ID_NONE, SessionId};
 use crate::proto::push::{ClientAddress, ControlMessage, PushReply};
 use crate::proto::wrap::{ControlWrap, WrapConfig};
 
@@ -47,7 +47,8 @@ pub struct SessionConfig {
     pub data_ciphers: Vec<String>,
     /// The cipher for clients that cannot negotiate (`cipher` in the config).
     pub fallback_cipher: String,
-    /// Decode `comp-lzo` framing from clients whose options string announces it.
+    /// Frame data packets as `comp-lzo` does (0xFA uncompressed, 0x66 LZO); compressed
+    /// packets from clients are decoded, and outbound packets are never compressed.
     pub compression: bool,
     pub tcp: bool,
     /// Local networks, pushed as routes.
@@ -306,6 +307,13 @@ impl Session {
         let Some(negotiated) = &self.negotiated else {
             return Incoming::Dropped("no data keys");
         };
+        // The peer-id is authenticated only by AEAD ciphers, so check it for every cipher.
+        if packet[0] >> 3 == Opcode::DataV2.as_u8() {
+            let peer_id = packet.get(1..4).map(|b| u32::from_be_bytes([0, b[0], b[1], b[2]]));
+            if peer_id != Some(self.peer_id) && peer_id != Some(PEER_ID_NONE) {
+                return Incoming::Dropped("wrong peer-id");
+            }
+        }
         let framing = negotiated.framing;
         let payload = match self.keys[index].decrypt(packet, now) {
             Ok(range) => range,
