@@ -3,3 +3,4 @@
 //! The module map is in `docs/architecture.md`.
 
 pub mod config;
+pub mod pki;

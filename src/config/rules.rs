@@ -114,15 +114,10 @@ fn check_name(server: &ServerDraft, violations: &mut Vec<Violation>) {
         Some(format!("must be 1 to {MAX_NAME_LENGTH} characters long"))
     } else if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
         Some("must start with a letter".to_owned())
-    } else if let Some(bad) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
-    {
-        Some(format!(
-            "contains {bad:?}; use only letters, digits, '-', '_' and '.'"
-        ))
     } else {
-        None
+        name.chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+            .map(|bad| format!("contains {bad:?}; use only letters, digits, '-', '_' and '.'"))
     };
     if let Some(problem) = problem {
         violations.push(violation(
