@@ -1,5 +1,7 @@
 //! Command-line interface: one subcommand per admin task.
 
+mod cert;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -28,6 +30,9 @@ pub enum Command {
     Check(ConfigArg),
     /// Run every SSL server of a configuration file.
     Serve(ConfigArg),
+    /// Manage client certificates: create, list, export, delete.
+    #[command(subcommand)]
+    Cert(cert::CertCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -53,6 +58,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check(args) => check(&args.config),
         Command::Serve(args) => serve(&args.config),
+        Command::Cert(command) => {
+            let context = cert::context(&command);
+            cert::run(command).context(context)
+        }
     }
 }
 

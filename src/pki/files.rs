@@ -1,0 +1,279 @@
+//! Crash-safe file writes and the lock that serializes changes to a server's PKI folder.
+//!
+//! Every file is written to a temporary file in the same folder and flushed with fsync. The
+//! temporary file is then renamed over the final name and the folder is fsynced. So after a crash a
+//! reader finds either the old file or the complete new one. A crash can leave a stray
+//! `.<name>.tmp-*` file behind, which readers ignore.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::PkiError;
+
+/// Mode of private keys and of exported profiles, which hold a private key.
+pub const SECRET_MODE: u32 = 0o600;
+/// Mode of certificates, the index and the CRL.
+pub const PUBLIC_MODE: u32 = 0o644;
+/// Mode of the folders this module creates.
+pub const DIR_MODE: u32 = 0o700;
+
+/// Replaces `path` with `contents` so that a reader never sees a partly written file.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {
+    write_atomic_with(path, mode, |file| file.write_all(contents))
+}
+
+/// Replaces `path` with what `fill` writes into a fresh temporary file. If `fill` fails, the
+/// temporary file is removed and `path` keeps its previous contents.
+pub fn write_atomic_with(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut File) -> io::Result<()>,
+) -> Result<(), PkiError> {
+    let folder = parent(path);
+    let temp = temp_path(path)?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&temp)
+        .map_err(|source| PkiError::io("create", &temp, source))?;
+    let written = fill(&mut file).and_then(|()| file.sync_all());
+    drop(file);
+    if let Err(source) = written {
+        let _ = fs::remove_file(&temp);
+        return Err(PkiError::io("write", &temp, source));
+    }
+    #[cfg(test)]
+    if crash_point::take(path) {
+        return Err(PkiError::io(
+            "rename into place",
+            path,
+            io::Error::other("simulated crash before the rename"),
+        ));
+    }
+    if let Err(source) = fs::rename(&temp, path) {
+        let _ = fs::remove_file(&temp);
+        return Err(PkiError::io("rename into place", path, source));
+    }
+    sync_dir(folder)
+}
+
+/// Writes a new file at `path`, failing if anything already exists there. A failed write
+/// removes what it created.
+pub fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), PkiError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|source| match source.kind() {
+            io::ErrorKind::AlreadyExists => PkiError::OutputExists {
+                path: path.to_owned(),
+            },
+            _ => PkiError::io("create", path, source),
+        })?;
+    let written = file.write_all(contents).and_then(|()| file.sync_all());
+    drop(file);
+    if let Err(source) = written {
+        let _ = fs::remove_file(path);
+        return Err(PkiError::io("write", path, source));
+    }
+    sync_dir(parent(path))
+}
+
+/// Flushes a folder's entries, which makes a rename or a new file in it durable.
+pub fn sync_dir(folder: &Path) -> Result<(), PkiError> {
+    File::open(folder)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|source| PkiError::io("sync folder", folder, source))
+}
+
+/// Creates `folder` and any missing parents with mode 0700.
+pub fn create_dir_all(folder: &Path) -> Result<(), PkiError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(folder)
+        .map_err(|source| PkiError::io("create folder", folder, source))
+}
+
+pub fn read(path: &Path) -> Result<Vec<u8>, PkiError> {
+    fs::read(path).map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => PkiError::MissingFile {
+            path: path.to_owned(),
+        },
+        _ => PkiError::io("read", path, source),
+    })
+}
+
+/// An exclusive `flock` on a lock file, held until the value is dropped.
+///
+/// Two `sslvpn cert` runs against the same server take turns through this lock, so neither
+/// loses the other's index entry. flock locks belong to an open file description, so two
+/// threads of one process that each acquire the lock also exclude each other.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    pub fn acquire(path: &Path) -> Result<Self, PkiError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(SECRET_MODE)
+            .open(path)
+            .map_err(|source| PkiError::io("open lock file", path, source))?;
+        loop {
+            // SAFETY: flock takes a file descriptor and a flag and touches no memory of ours;
+            // the descriptor stays open because `file` outlives the call.
+            let result = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            if result == 0 {
+                return Ok(Self { _file: file });
+            }
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::Interrupted {
+                return Err(PkiError::io("lock", path, error));
+            }
+        }
+    }
+}
+
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(folder) if !folder.as_os_str().is_empty() => folder,
+        _ => Path::new("."),
+    }
+}
+
+/// Picks a unique name beside `path`: `.<file name>.tmp-<pid>-<random hex>`.
+fn temp_path(path: &Path) -> Result<PathBuf, PkiError> {
+    let mut random = [0u8; 8];
+    aws_lc_rs::rand::fill(&mut random).map_err(|_| PkiError::Random)?;
+    let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let temp_name = format!(".{name}.tmp-{}-{suffix}", std::process::id());
+    Ok(parent(path).join(temp_name))
+}
+
+/// A test switch that makes the next atomic write of one file stop after its temporary file
+/// is complete and before the rename, leaving what a crash at that moment leaves.
+#[cfg(test)]
+pub mod crash_point {
+    use std::cell::RefCell;
+    use std::path::Path;
+
+    thread_local! {
+        static FILE_NAME: RefCell<Option<String>> = const { RefCell::new(None) };
+    }
+
+    /// Arms the switch for the next write of a file named `file_name` on this thread.
+    pub fn arm(file_name: &str) {
+        FILE_NAME.with(|armed| *armed.borrow_mut() = Some(file_name.to_owned()));
+    }
+
+    /// Whether a write of `path` should stop now; disarms the switch when it fires.
+    pub(super) fn take(path: &Path) -> bool {
+        let name = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned());
+        FILE_NAME.with(|armed| {
+            let mut armed = armed.borrow_mut();
+            if armed.is_some() && *armed == name {
+                *armed = None;
+                true
+            } else {
+                false
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode_of(path: &Path) -> u32 {
+        fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn atomic_write_replaces() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let path = folder.path().join("index.json");
+        write_atomic(&path, b"first", PUBLIC_MODE).expect("first write");
+        write_atomic(&path, b"second", PUBLIC_MODE).expect("second write");
+        assert_eq!(fs::read(&path).expect("read"), b"second");
+    }
+
+    #[test]
+    fn atomic_write_sets_secret_mode() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let path = folder.path().join("ca.key");
+        write_atomic(&path, b"key", SECRET_MODE).expect("write");
+        assert_eq!(mode_of(&path), 0o600);
+    }
+
+    #[test]
+    fn failed_fill_keeps_old_file() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let path = folder.path().join("crl.pem");
+        write_atomic(&path, b"old contents", PUBLIC_MODE).expect("first write");
+
+        let result = write_atomic_with(&path, PUBLIC_MODE, |file| {
+            file.write_all(b"half of the new")?;
+            Err(io::Error::other("simulated crash before rename"))
+        });
+
+        assert!(result.is_err());
+        assert_eq!(fs::read(&path).expect("read"), b"old contents");
+        let names: Vec<_> = fs::read_dir(folder.path())
+            .expect("list")
+            .map(|entry| entry.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("crl.pem")]);
+    }
+
+    #[test]
+    fn write_new_refuses_existing() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let path = folder.path().join("alice.ovpn");
+        write_new(&path, b"profile", SECRET_MODE).expect("first write");
+        let second = write_new(&path, b"other", SECRET_MODE);
+        assert!(matches!(second, Err(PkiError::OutputExists { .. })));
+        assert_eq!(fs::read(&path).expect("read"), b"profile");
+        assert_eq!(mode_of(&path), 0o600);
+    }
+
+    #[test]
+    fn lock_excludes_second_holder() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let path = folder.path().join(".lock");
+        let first = DirLock::acquire(&path).expect("first lock");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let waiter_path = path.clone();
+        let waiter = std::thread::spawn(move || {
+            let _second = DirLock::acquire(&waiter_path).expect("second lock");
+            sender.send(()).expect("send");
+        });
+        let early = receiver.recv_timeout(std::time::Duration::from_millis(200));
+        assert!(
+            early.is_err(),
+            "second holder got the lock while the first held it"
+        );
+        drop(first);
+        let late = receiver.recv_timeout(std::time::Duration::from_secs(5));
+        assert!(late.is_ok(), "second holder never got the lock");
+        waiter.join().expect("join");
+    }
+}
