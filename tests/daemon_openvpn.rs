@@ -1,0 +1,371 @@
+//! `sslvpn serve` in a gateway namespace, stock `openvpn` clients with exported profiles in a
+//! client namespace, and real traffic to a host on the local network behind the gateway.
+
+mod common;
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::openvpn::INITIALIZED;
+use common::{Ns, Process, TestBed, require_root_and_tools};
+
+const STARTED: &str = "gateway started";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One SSL server's settings for a test.
+#[derive(Clone)]
+struct Server {
+    name: &'static str,
+    protocol: &'static str,
+    port: u16,
+    cipher: &'static str,
+    compression: bool,
+    topology: &'static str,
+    client_cidr: &'static str,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            name: "office",
+            protocol: "tcp",
+            port: 1194,
+            cipher: "AES-128-CBC",
+            compression: false,
+            topology: "net30",
+            client_cidr: "10.8.0.0/24",
+        }
+    }
+}
+
+struct Gateway {
+    bed: TestBed,
+    config: PathBuf,
+    daemon: Option<Process>,
+}
+
+fn sslvpn(args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_sslvpn"))
+        .args(args)
+        .output()
+        .expect("run sslvpn");
+    assert!(
+        output.status.success(),
+        "sslvpn {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+impl Gateway {
+    fn new(tag: &str, servers: &[Server]) -> Self {
+        require_root_and_tools();
+        let bed = TestBed::new(tag);
+        let mut text = format!(
+            "[gateway]\npublic_address = \"{}\"\npki_dir = \"certs\"\nmax_connections = 10\n",
+            bed.gateway_wan_address()
+        );
+        for server in servers {
+            text.push_str(&format!(
+                "\n[[ssl_server]]\nname = \"{}\"\nlocal_networks = [\"{}\"]\nclient_cidr = \"{}\"\n\
+                 protocol = \"{}\"\nport = {}\ncipher = \"{}\"\ncompression = {}\ntopology = \"{}\"\n",
+                server.name,
+                bed.config().local,
+                server.client_cidr,
+                server.protocol,
+                server.port,
+                server.cipher,
+                server.compression,
+                server.topology,
+            ));
+        }
+        let config = bed.dir().join("sslvpn.toml");
+        std::fs::write(&config, text).unwrap();
+        let mut gateway = Self {
+            bed,
+            config,
+            daemon: None,
+        };
+        gateway.start();
+        gateway
+    }
+
+    fn config(&self) -> &str {
+        self.config.to_str().unwrap()
+    }
+
+    fn start(&mut self) {
+        let config = self.config().to_owned();
+        let binary = env!("CARGO_BIN_EXE_sslvpn");
+        let mut daemon = self
+            .bed
+            .spawn(Ns::Gateway, binary, &["serve", "--config", &config]);
+        daemon.expect_line(STARTED, Duration::from_secs(20));
+        self.daemon = Some(daemon);
+    }
+
+    fn daemon(&mut self) -> &mut Process {
+        self.daemon.as_mut().expect("daemon running")
+    }
+
+    /// Creates a certificate and exports its profile; returns the profile's path.
+    fn profile(&self, server: &str, name: &str) -> PathBuf {
+        let config = self.config();
+        sslvpn(&["cert", "create", "--config", config, "--server", server, "--name", name]);
+        let path = self.bed.dir().join(format!("{server}-{name}.ovpn"));
+        let output = path.to_str().unwrap();
+        sslvpn(&[
+            "cert", "export", "--config", config, "--server", server, "--name", name, "--output",
+            output,
+        ]);
+        path
+    }
+
+    fn connect(&self, profile: &Path, extra: &[&str]) -> Process {
+        let mut args = vec!["--config", profile.to_str().unwrap(), "--connect-retry", "1"];
+        args.extend_from_slice(extra);
+        self.bed.spawn(Ns::Client, "openvpn", &args)
+    }
+
+    fn host(&self) -> Ipv4Addr {
+        self.bed.host_address()
+    }
+
+    fn ping_host(&self, count: u32) -> u32 {
+        self.bed.ping(Ns::Client, self.host(), count)
+    }
+}
+
+/// Waits for the client to finish connecting and returns the tunnel address it was given.
+fn wait_connected(client: &mut Process) -> Ipv4Addr {
+    let outcome = client.wait_for_line(INITIALIZED, CONNECT_TIMEOUT);
+    assert!(outcome.is_ok(), "client did not connect:\n{}", client.log_tail());
+    tunnel_address(&client.log()).expect("pushed ifconfig in the client log")
+}
+
+/// The address of the last `ifconfig` the server pushed, as the client logged it.
+fn tunnel_address(log: &str) -> Option<Ipv4Addr> {
+    log.lines()
+        .rev()
+        .find_map(|line| line.split("ifconfig ").nth(1))
+        .and_then(|rest| rest.split([' ', ',', '\'']).next())
+        .and_then(|address| address.parse().ok())
+}
+
+fn assert_reaches_host(gateway: &Gateway) {
+    let received = gateway.ping_host(5);
+    assert_eq!(received, 5, "pings to the local host lost");
+}
+
+fn assert_iperf_both_ways(gateway: &Gateway) {
+    let _server = gateway.bed.iperf3_server(Ns::Host, gateway.host());
+    let throughput = gateway.bed.iperf3(Ns::Client, gateway.host(), 2);
+    assert!(
+        throughput.client_to_server_bps > 1e6,
+        "client to host: {throughput:?}"
+    );
+    assert!(
+        throughput.server_to_client_bps > 1e6,
+        "host to client: {throughput:?}"
+    );
+}
+
+fn single_client(server: Server, client_extra: &[&str], expected_cipher: &str) {
+    let mut gateway = Gateway::new(server.protocol, &[server.clone()]);
+    let profile = gateway.profile(server.name, "alice");
+    let mut client = gateway.connect(&profile, client_extra);
+    let address = wait_connected(&mut client);
+    let cidr: ipnet::Ipv4Net = server.client_cidr.parse().unwrap();
+    assert!(cidr.contains(&address), "{address} outside {cidr}");
+    assert_reaches_host(&gateway);
+    assert_iperf_both_ways(&gateway);
+    let log = client.log();
+    let cipher_line = format!("Data Channel: cipher '{expected_cipher}'");
+    assert!(
+        log.contains(&cipher_line) || log.contains(&format!("Data Channel Encrypt: Cipher '{expected_cipher}'")),
+        "expected {expected_cipher}:\n{log}"
+    );
+    let connected = gateway
+        .daemon()
+        .wait_for_line("client connected", Duration::from_secs(5));
+    assert!(connected.is_ok(), "{}", gateway.daemon().log_tail());
+}
+
+#[test]
+fn tcp_client_negotiates_aes_256_gcm() {
+    single_client(Server::default(), &[], "AES-256-GCM");
+}
+
+#[test]
+fn udp_client_negotiates_aes_256_gcm() {
+    let server = Server {
+        protocol: "udp",
+        ..Server::default()
+    };
+    single_client(server, &[], "AES-256-GCM");
+}
+
+#[test]
+fn client_limited_to_aes_128_cbc() {
+    single_client(
+        Server::default(),
+        &["--data-ciphers", "AES-128-CBC"],
+        "AES-128-CBC",
+    );
+}
+
+#[test]
+fn client_limited_to_aes_256_cbc() {
+    let server = Server {
+        protocol: "udp",
+        cipher: "AES-256-CBC",
+        ..Server::default()
+    };
+    single_client(server, &["--data-ciphers", "AES-256-CBC"], "AES-256-CBC");
+}
+
+#[test]
+fn cipher_none() {
+    let server = Server {
+        cipher: "none",
+        ..Server::default()
+    };
+    single_client(server, &["--data-ciphers", "none"], "none");
+}
+
+#[test]
+fn compression_with_comp_lzo_profile() {
+    let server = Server {
+        protocol: "udp",
+        compression: true,
+        ..Server::default()
+    };
+    single_client(server, &[], "AES-256-GCM");
+}
+
+#[test]
+fn subnet_topology() {
+    let server = Server {
+        topology: "subnet",
+        ..Server::default()
+    };
+    single_client(server, &[], "AES-256-GCM");
+}
+
+#[test]
+fn three_clients_at_once() {
+    let server = Server {
+        protocol: "udp",
+        ..Server::default()
+    };
+    let gateway = Gateway::new("three", &[server]);
+    let mut clients = Vec::new();
+    let mut addresses = Vec::new();
+    for name in ["alice", "bob", "carol"] {
+        let profile = gateway.profile("office", name);
+        let mut client = gateway.connect(&profile, &[]);
+        addresses.push(wait_connected(&mut client));
+        clients.push(client);
+    }
+    addresses.sort();
+    addresses.dedup();
+    assert_eq!(addresses.len(), 3, "addresses not distinct: {addresses:?}");
+    for address in &addresses {
+        let source = address.to_string();
+        let host = gateway.host().to_string();
+        let output = gateway.bed.exec(
+            Ns::Client,
+            "ping",
+            &["-n", "-c", "3", "-i", "0.2", "-W", "2", "-I", &source, &host],
+        );
+        assert!(
+            output.status.success(),
+            "ping from {source}: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+}
+
+#[test]
+fn revoked_certificate_is_refused_and_dropped() {
+    let mut gateway = Gateway::new("revoke", &[Server::default()]);
+    let profile = gateway.profile("office", "alice");
+    let mut client = gateway.connect(&profile, &[]);
+    wait_connected(&mut client);
+    sslvpn(&[
+        "cert", "delete", "--config", gateway.config(), "--server", "office", "--name", "alice",
+    ]);
+    let dropped = gateway
+        .daemon()
+        .wait_for_line("revoked", Duration::from_secs(10));
+    assert!(dropped.is_ok(), "{}", gateway.daemon().log_tail());
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) && gateway.ping_host(1) == 1 {}
+    assert_eq!(gateway.ping_host(3), 0, "revoked client still reaches the host");
+    client.stop();
+
+    let mut again = gateway.connect(&profile, &[]);
+    let outcome = again.wait_for_line(INITIALIZED, Duration::from_secs(8));
+    assert!(outcome.is_err(), "revoked certificate connected:\n{}", again.log_tail());
+}
+
+#[test]
+fn certificate_of_another_server_is_refused() {
+    let lab = Server {
+        name: "lab",
+        port: 1195,
+        client_cidr: "10.9.0.0/24",
+        ..Server::default()
+    };
+    let gateway = Gateway::new("otherca", &[Server::default(), lab]);
+    let profile = gateway.profile("lab", "mallory");
+    // The lab profile, pointed at the office server's port.
+    let text = std::fs::read_to_string(&profile).unwrap().replace(" 1195", " 1194");
+    let wrong = gateway.bed.dir().join("wrong.ovpn");
+    std::fs::write(&wrong, text).unwrap();
+    let mut client = gateway.connect(&wrong, &[]);
+    let outcome = client.wait_for_line(INITIALIZED, Duration::from_secs(8));
+    assert!(outcome.is_err(), "foreign certificate connected:\n{}", client.log_tail());
+}
+
+#[test]
+fn killed_client_gets_its_address_back() {
+    let server = Server {
+        protocol: "udp",
+        ..Server::default()
+    };
+    let gateway = Gateway::new("kill", &[server]);
+    let profile = gateway.profile("office", "alice");
+    let mut client = gateway.connect(&profile, &[]);
+    let first = wait_connected(&mut client);
+    client.signal(libc::SIGKILL);
+    client.wait_timeout(Duration::from_secs(5));
+    drop(client);
+    // A killed client leaves its TUN device behind in its namespace only until the process
+    // is gone, so the new client can create its own.
+    let mut again = gateway.connect(&profile, &[]);
+    let second = wait_connected(&mut again);
+    assert_eq!(first, second);
+    assert_reaches_host(&gateway);
+}
+
+#[test]
+fn client_reconnects_after_server_restart() {
+    let mut gateway = Gateway::new("restart", &[Server::default()]);
+    let profile = gateway.profile("office", "alice");
+    let mut client = gateway.connect(&profile, &[]);
+    wait_connected(&mut client);
+    let mut daemon = gateway.daemon.take().unwrap();
+    daemon.signal(libc::SIGTERM);
+    let status = daemon.wait_timeout(Duration::from_secs(10));
+    assert!(status.is_some_and(|status| status.success()), "{}", daemon.log_tail());
+    gateway.start();
+    let start = Instant::now();
+    let mut received = 0;
+    while start.elapsed() < Duration::from_secs(40) && received == 0 {
+        received = gateway.ping_host(1);
+    }
+    assert_eq!(received, 1, "client did not come back:\n{}", client.log_tail());
+}
