@@ -3,4 +3,5 @@
 //! The module map is in `docs/architecture.md`.
 
 pub mod config;
+pub mod daemon;
 pub mod proto;
