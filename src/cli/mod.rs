@@ -51,6 +51,7 @@ pub fn init_logging(filter: Option<&str>) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
@@ -97,10 +98,6 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
 
 fn serve(path: &Path) -> anyhow::Result<ExitCode> {
     let config = load_config(path)?;
-    Err(anyhow::anyhow!(
-        "serve is not implemented in this build: {} is valid ({} SSL server(s)) but no data plane runs yet",
-        path.display(),
-        config.ssl_servers.len()
-    ))
-    .context("sslvpn serve failed")
+    sslvpn::daemon::serve(&config).context("sslvpn serve failed")?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -27,14 +27,7 @@ pub const MIN_PREFIX_LEN: u8 = 16;
 /// this pool accepts it with a capacity of one.
 pub const MAX_PREFIX_LEN: u8 = 29;
 
-/// Layout of client addresses in the tunnel network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Topology {
-    /// One /30 per client, with a point-to-point peer address.
-    Net30,
-    /// One address per client, all in one subnet with the server.
-    Subnet,
-}
+pub use crate::config::Topology;
 
 /// An address handed to one client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -41,16 +41,19 @@ pub enum Ns {
     Client,
     Gateway,
     Host,
+    /// A further client host made by [`TestBed::add_client`], numbered from 1.
+    ExtraClient(u8),
 }
 
 impl Ns {
     const ALL: [Ns; 3] = [Ns::Client, Ns::Gateway, Ns::Host];
 
-    fn suffix(self) -> &'static str {
+    fn suffix(self) -> String {
         match self {
-            Ns::Client => "cli",
-            Ns::Gateway => "gw",
-            Ns::Host => "host",
+            Ns::Client => "cli".to_owned(),
+            Ns::Gateway => "gw".to_owned(),
+            Ns::Host => "host".to_owned(),
+            Ns::ExtraClient(number) => format!("cli{number}"),
         }
     }
 }
@@ -89,6 +92,7 @@ pub struct Throughput {
 /// Three connected network namespaces and a temporary directory for logs and files.
 pub struct TestBed {
     names: [String; 3],
+    extra_clients: Vec<String>,
     created: Vec<String>,
     config: BedConfig,
     dir: tempfile::TempDir,
@@ -119,6 +123,7 @@ impl TestBed {
             .expect("create the test bed directory");
         let mut bed = Self {
             names,
+            extra_clients: Vec::new(),
             created: Vec::new(),
             config,
             dir,
@@ -170,9 +175,56 @@ impl TestBed {
         self.ip_in(ns, &["link", "set", interface, "up"]);
     }
 
+    /// Adds another client host with its own link to the gateway (`10.200.N.0/24`, routed to
+    /// the rest of the bed through the gateway), so several VPN clients can each own their
+    /// routes.
+    pub fn add_client(&mut self) -> Ns {
+        let number = u8::try_from(self.extra_clients.len() + 1).expect("fewer than 256 clients");
+        let ns = Ns::ExtraClient(number);
+        let name = format!("{}-{}", self.names[0].trim_end_matches("-cli"), ns.suffix());
+        ip(&["netns", "add", &name]);
+        self.created.push(name.clone());
+        self.extra_clients.push(name.clone());
+        self.ip_in(ns, &["link", "set", "lo", "up"]);
+        let gateway_if = format!("wan{number}");
+        ip(&[
+            "link",
+            "add",
+            &gateway_if,
+            "netns",
+            self.name(Ns::Gateway),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            WAN_IF,
+            "netns",
+            &name,
+        ]);
+        let gateway_address = Ipv4Addr::new(10, 200, number, 1);
+        self.add_address(Ns::Gateway, &gateway_if, gateway_address, 24);
+        self.add_address(ns, WAN_IF, Ipv4Addr::new(10, 200, number, 2), 24);
+        self.ip_in(
+            ns,
+            &[
+                "route",
+                "add",
+                "default",
+                "via",
+                &gateway_address.to_string(),
+            ],
+        );
+        ns
+    }
+
     /// Returns the namespace's name, for `ip netns exec` and `ip -n`.
     pub fn name(&self, ns: Ns) -> &str {
-        &self.names[ns as usize]
+        match ns {
+            Ns::Client => &self.names[0],
+            Ns::Gateway => &self.names[1],
+            Ns::Host => &self.names[2],
+            Ns::ExtraClient(number) => &self.extra_clients[usize::from(number) - 1],
+        }
     }
 
     pub fn config(&self) -> &BedConfig {

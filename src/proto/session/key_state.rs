@@ -344,6 +344,10 @@ impl KeyState {
         self.retired_at = Some(now);
     }
 
+    pub(super) fn retired_at(&self) -> Option<Instant> {
+        self.retired_at
+    }
+
     pub(super) fn is_retired(&self) -> bool {
         self.retired_at.is_some()
     }

@@ -309,7 +309,9 @@ impl Session {
         };
         // The peer-id is authenticated only by AEAD ciphers, so check it for every cipher.
         if packet[0] >> 3 == Opcode::DataV2.as_u8() {
-            let peer_id = packet.get(1..4).map(|b| u32::from_be_bytes([0, b[0], b[1], b[2]]));
+            let peer_id = packet
+                .get(1..4)
+                .map(|b| u32::from_be_bytes([0, b[0], b[1], b[2]]));
             if peer_id != Some(self.peer_id) && peer_id != Some(PEER_ID_NONE) {
                 return Incoming::Dropped("wrong peer-id");
             }
@@ -428,8 +430,13 @@ impl Session {
         }
         if self.established {
             deadline = deadline.min(self.last_sent + self.config.keepalive_interval);
-            if let Some(current) = self.keys.first() {
+            if let [current] = &self.keys[..] {
                 deadline = deadline.min(current.created + self.config.reneg_interval);
+            }
+        }
+        for key in &self.keys {
+            if let Some(retired) = key.retired_at() {
+                deadline = deadline.min(retired + LAME_DUCK_TIME);
             }
         }
         Some(deadline)

@@ -1,0 +1,77 @@
+//! The session operations the daemon calls, as a trait, so that the session table can be tested
+//! with a scripted session in place of the protocol core.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::proto::session::{
+    Authorization, CloseKind, Event, Incoming, Session, SessionConfig, SessionError,
+};
+
+/// A per-client protocol session as the daemon drives it. [`Session`] is the real one.
+pub(crate) trait DrivenSession: Sized + Send {
+    fn create(
+        config: Arc<SessionConfig>,
+        first_packet: &[u8],
+        peer_id: u32,
+        now: Instant,
+        unix_time: u64,
+    ) -> Result<Self, SessionError>;
+    fn handle_packet(&mut self, packet: &mut [u8], now: Instant) -> Incoming<'_>;
+    fn encrypt(&mut self, ip_packet: &[u8], out: &mut Vec<u8>, now: Instant) -> bool;
+    fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool;
+    fn poll_event(&mut self) -> Option<Event>;
+    fn poll_timeout(&self) -> Option<Instant>;
+    fn handle_timeout(&mut self, now: Instant);
+    fn authorize(&mut self, decision: Authorization, now: Instant);
+    fn close(&mut self, kind: CloseKind, now: Instant);
+    fn is_closed(&self) -> bool;
+}
+
+impl DrivenSession for Session {
+    fn create(
+        config: Arc<SessionConfig>,
+        first_packet: &[u8],
+        peer_id: u32,
+        now: Instant,
+        unix_time: u64,
+    ) -> Result<Self, SessionError> {
+        Session::new(config, first_packet, peer_id, now, unix_time)
+    }
+
+    fn handle_packet(&mut self, packet: &mut [u8], now: Instant) -> Incoming<'_> {
+        Session::handle_packet(self, packet, now)
+    }
+
+    fn encrypt(&mut self, ip_packet: &[u8], out: &mut Vec<u8>, now: Instant) -> bool {
+        Session::encrypt(self, ip_packet, out, now)
+    }
+
+    fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool {
+        Session::poll_transmit(self, now, out)
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        Session::poll_event(self)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Session::poll_timeout(self)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Session::handle_timeout(self, now)
+    }
+
+    fn authorize(&mut self, decision: Authorization, now: Instant) {
+        Session::authorize(self, decision, now)
+    }
+
+    fn close(&mut self, kind: CloseKind, now: Instant) {
+        Session::close(self, kind, now)
+    }
+
+    fn is_closed(&self) -> bool {
+        Session::is_closed(self)
+    }
+}

@@ -1,0 +1,482 @@
+//! One SSL server: its listener, TUN device and sessions, driven by one task.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{Instrument, debug, info, info_span, warn};
+use tun_rs::AsyncDevice;
+
+use crate::config::{Gateway, Protocol, SslServer};
+use crate::proto::session::{DEFAULT_TLS_MTU, Session, SessionConfig};
+use crate::proto::wrap::WrapConfig;
+
+use super::addresses::{open_pool, server_address};
+use super::admission::Admission;
+use super::credentials::{self, CrlWatch};
+use super::error::{ServeError, bind_fix, device_fix};
+use super::sessions::{ConnId, Io, Link, Sessions};
+use super::tcp::{self, Connection, FromConnection};
+use super::tun;
+
+/// Data-channel ciphers offered to clients that negotiate (OpenVPN 2.5 and later), best
+/// first; the configured fallback cipher follows them.
+const DATA_CIPHERS: [&str; 3] = ["AES-256-GCM", "AES-128-GCM", "CHACHA20-POLY1305"];
+/// `keepalive 10 60`, as OpenVPN's sample server configuration uses.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(60);
+/// OpenVPN's defaults for `hand-window` and `reneg-sec`.
+const HAND_WINDOW: Duration = Duration::from_secs(60);
+const RENEG_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often the CRL file's modification time is checked.
+const CRL_POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// Packets from all TCP connections of one SSL server waiting for its task.
+const PACKET_QUEUE: usize = 1024;
+/// Open TCP connections beyond `max_connections`, for clients still in their handshake.
+// NOTE: a guessed allowance; connections beyond it are closed at once.
+const EXTRA_TCP_CONNECTIONS: usize = 64;
+/// Time connection tasks get at shutdown to write the packets queued for them.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
+/// Room for any IPv4 packet or UDP datagram.
+const MAX_DATAGRAM: usize = 65_536;
+
+/// The socket clients connect to.
+enum Listener {
+    Tcp(TcpListener),
+    Udp(UdpListener),
+}
+
+/// A UDP socket with quinn-udp's state, which reports the destination address of each
+/// datagram (IP_PKTINFO) and sends from a chosen source address.
+struct UdpListener {
+    socket: UdpSocket,
+    state: quinn_udp::UdpSocketState,
+}
+
+impl UdpListener {
+    fn new(socket: UdpSocket) -> io::Result<Self> {
+        let state = quinn_udp::UdpSocketState::new((&socket).into())?;
+        Ok(Self { socket, state })
+    }
+
+    /// Receives one datagram, or several of the same size coalesced by GRO.
+    async fn receive(&self, buffer: &mut [u8]) -> io::Result<quinn_udp::RecvMeta> {
+        let mut meta = [quinn_udp::RecvMeta::default()];
+        loop {
+            self.socket.readable().await?;
+            let received = self.socket.try_io(tokio::io::Interest::READABLE, || {
+                let mut slices = [io::IoSliceMut::new(buffer)];
+                self.state
+                    .recv((&self.socket).into(), &mut slices, &mut meta)
+            });
+            match received {
+                Ok(_) => return Ok(meta[0]),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    fn send(&self, link: Link, packet: &[u8]) -> io::Result<()> {
+        let transmit = quinn_udp::Transmit {
+            destination: link.remote,
+            ecn: None,
+            contents: packet,
+            segment_size: None,
+            src_ip: link.local,
+        };
+        self.state.try_send((&self.socket).into(), &transmit)
+    }
+}
+
+pub(crate) struct Server {
+    config: SslServer,
+    pki_dir: PathBuf,
+    address: SocketAddr,
+    device_name: String,
+    device: AsyncDevice,
+    listener: Listener,
+    sessions: Sessions<Session>,
+    crl: CrlWatch,
+    max_tcp_connections: usize,
+}
+
+/// The event that woke the task.
+enum Wake {
+    Stop,
+    Tun(io::Result<usize>),
+    Datagram(io::Result<quinn_udp::RecvMeta>),
+    Accepted(io::Result<(TcpStream, SocketAddr)>),
+    Connection(FromConnection),
+    Timer,
+    CrlPoll,
+    ConnectionEnded,
+}
+
+impl Server {
+    /// Loads the credentials, binds the listener and creates the TUN device of an SSL server.
+    pub(crate) async fn start(
+        gateway: &Gateway,
+        config: &SslServer,
+        admission: Admission,
+    ) -> Result<Self, ServeError> {
+        let name = config.name.clone();
+        let credentials_error = |error| ServeError::Credentials {
+            server: name.clone(),
+            error,
+        };
+        let credentials =
+            credentials::load(&gateway.pki_dir, &config.name).map_err(credentials_error)?;
+        let tls = credentials
+            .tls_config()
+            .map_err(|error| credentials_error(credentials::CredentialsError::Tls(error)))?;
+        let revoked = credentials.revoked_serials().map_err(|message| {
+            credentials_error(credentials::CredentialsError::InvalidCrl {
+                path: credentials::crl_path(&gateway.pki_dir, &config.name),
+                message,
+            })
+        })?;
+
+        let address = SocketAddr::new(gateway.listen_address, config.port);
+        let listener = bind(config, address).await?;
+        let device_name = tun::device_name(&config.name);
+        let tunnel_address = server_address(config.client_cidr);
+        let device = tun::create(
+            &device_name,
+            tunnel_address,
+            config.client_cidr.prefix_len(),
+        )
+        .map_err(|error| ServeError::CreateDevice {
+            server: name.clone(),
+            device: device_name.clone(),
+            fix: device_fix(&error),
+            error,
+        })?;
+
+        let session_config = Arc::new(session_config(config, tls));
+        let pool = open_pool(config);
+        let sessions = Sessions::new(config, session_config, pool, admission.clone(), revoked);
+        Ok(Self {
+            config: config.clone(),
+            pki_dir: gateway.pki_dir.clone(),
+            address,
+            device_name,
+            device,
+            listener,
+            sessions,
+            crl: CrlWatch::new(credentials::crl_path(&gateway.pki_dir, &config.name)),
+            max_tcp_connections: admission.max() as usize + EXTRA_TCP_CONNECTIONS,
+        })
+    }
+
+    /// Serves clients until `stop` turns true, then sends every client a RESTART and removes
+    /// the TUN device with its address and route.
+    pub(crate) async fn run(mut self, stop: watch::Receiver<bool>) -> Result<(), ServeError> {
+        let span = info_span!("ssl_server", server = %self.config.name);
+        let result = self.serve(stop).instrument(span.clone()).await;
+        let device_name = std::mem::take(&mut self.device_name);
+        drop(self);
+        span.in_scope(|| info!(device = %device_name, "SSL server stopped, TUN device removed"));
+        result
+    }
+
+    async fn serve(&mut self, mut stop: watch::Receiver<bool>) -> Result<(), ServeError> {
+        info!(
+            protocol = %self.config.protocol,
+            address = %self.address,
+            device = %self.device_name,
+            tunnel_address = %server_address(self.config.client_cidr),
+            client_cidr = %self.config.client_cidr,
+            "SSL server started"
+        );
+        let (packets_tx, mut packets_rx) = mpsc::channel(PACKET_QUEUE);
+        let mut connections: HashMap<ConnId, Connection> = HashMap::new();
+        let mut tasks = JoinSet::new();
+        let mut tun_buffer = vec![0u8; MAX_DATAGRAM];
+        let mut udp_buffer = vec![0u8; MAX_DATAGRAM];
+        let mut crl_poll = tokio::time::interval(CRL_POLL_INTERVAL);
+        crl_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failures = Failures::default();
+
+        let result = loop {
+            let deadline = self.sessions.next_deadline();
+            let wake = tokio::select! {
+                _ = stop.changed() => Wake::Stop,
+                read = self.device.recv(&mut tun_buffer) => Wake::Tun(read),
+                received = receive(&self.listener, &mut udp_buffer) => Wake::Datagram(received),
+                accepted = accept(&self.listener) => Wake::Accepted(accepted),
+                Some(message) = packets_rx.recv() => Wake::Connection(message),
+                () = sleep_until(deadline) => Wake::Timer,
+                _ = crl_poll.tick() => Wake::CrlPoll,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => Wake::ConnectionEnded,
+            };
+            let now = Instant::now();
+            let reloaded = match wake {
+                Wake::CrlPoll => self.reload_if_crl_changed(),
+                _ => None,
+            };
+            let mut io = Outputs {
+                listener: &self.listener,
+                device: &self.device,
+                connections: &mut connections,
+                failures: &mut failures,
+            };
+            match wake {
+                Wake::Stop => break Ok(()),
+                Wake::Tun(Ok(len)) => {
+                    self.sessions
+                        .route_from_tun(&mut io, &tun_buffer[..len], now)
+                }
+                Wake::Tun(Err(error)) => {
+                    break Err(ServeError::Device {
+                        server: self.config.name.clone(),
+                        device: self.device_name.clone(),
+                        error,
+                    });
+                }
+                Wake::Datagram(Ok(meta)) => {
+                    let stride = meta.stride.max(1);
+                    for packet in udp_buffer[..meta.len].chunks_mut(stride) {
+                        self.sessions.receive_datagram(
+                            &mut io,
+                            meta.addr,
+                            meta.dst_ip,
+                            packet,
+                            now,
+                        );
+                    }
+                }
+                Wake::Datagram(Err(error)) => io.failures.note("UDP receive", &error),
+                Wake::Accepted(Ok((stream, remote))) => {
+                    if connections.len() >= self.max_tcp_connections {
+                        debug!(%remote, "closed a TCP connection: too many open connections");
+                        continue;
+                    }
+                    let conn = self.sessions.new_conn_id();
+                    let connection =
+                        tcp::spawn(&mut tasks, stream, conn, remote, packets_tx.clone());
+                    connections.insert(conn, connection);
+                }
+                Wake::Accepted(Err(error)) => {
+                    warn!(%error, "accepting a TCP connection failed");
+                    // Errors such as EMFILE repeat at once; pausing keeps the loop from spinning.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Wake::Connection(FromConnection::Packet { conn, mut packet }) => {
+                    // Packets of a connection this task already closed are ignored.
+                    if let Some(remote) = io.connections.get(&conn).map(|c| c.remote) {
+                        let link = Link {
+                            conn,
+                            remote,
+                            local: None,
+                        };
+                        self.sessions
+                            .receive_stream(&mut io, link, &mut packet, now);
+                    }
+                }
+                Wake::Connection(FromConnection::Closed { conn }) => {
+                    self.sessions.connection_lost(&mut io, conn, now);
+                    io.connections.remove(&conn);
+                }
+                Wake::Timer => self.sessions.handle_timeouts(&mut io, now),
+                Wake::CrlPoll => {
+                    if let Some((config, revoked)) = reloaded {
+                        self.sessions
+                            .update_credentials(&mut io, config, revoked, now);
+                    }
+                }
+                Wake::ConnectionEnded => {}
+            }
+        };
+
+        let mut io = Outputs {
+            listener: &self.listener,
+            device: &self.device,
+            connections: &mut connections,
+            failures: &mut failures,
+        };
+        if self.sessions.len() > 0 {
+            info!(
+                clients = self.sessions.len(),
+                "telling clients to reconnect"
+            );
+        }
+        self.sessions.shutdown(&mut io, Instant::now());
+        connections.clear();
+        drop(packets_rx);
+        let flushed = tokio::time::timeout(SHUTDOWN_FLUSH, async {
+            while tasks.join_next().await.is_some() {}
+        });
+        if flushed.await.is_err() {
+            debug!("closing TCP connections that did not flush in time");
+            tasks.abort_all();
+        }
+        result
+    }
+
+    /// Rebuilds the session configuration and the revoked serials when the CRL file changed.
+    fn reload_if_crl_changed(&mut self) -> Option<(Arc<SessionConfig>, HashSet<String>)> {
+        let stamp = credentials::file_stamp(std::fs::metadata(&self.crl.path));
+        if !self.crl.changed(stamp) {
+            return None;
+        }
+        let reloaded = credentials::load(&self.pki_dir, &self.config.name)
+            .map_err(|error| error.to_string())
+            .and_then(|credentials| {
+                let tls = credentials
+                    .tls_config()
+                    .map_err(|error| error.to_string())?;
+                let revoked = credentials.revoked_serials()?;
+                Ok((tls, revoked))
+            });
+        match reloaded {
+            Ok((tls, revoked)) => {
+                info!(
+                    crl = %self.crl.path.display(),
+                    revoked = revoked.len(),
+                    "CRL changed: TLS configuration reloaded"
+                );
+                Some((Arc::new(session_config(&self.config, tls)), revoked))
+            }
+            Err(error) => {
+                warn!(
+                    crl = %self.crl.path.display(),
+                    %error,
+                    "CRL changed but could not be loaded; the previous one stays in force"
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Builds the settings every session of `server` shares.
+fn session_config(server: &SslServer, tls: Arc<rustls::ServerConfig>) -> SessionConfig {
+    let fallback = server.cipher.name();
+    let mut data_ciphers: Vec<String> = DATA_CIPHERS.iter().map(|&name| name.to_owned()).collect();
+    data_ciphers.push(fallback.to_owned());
+    SessionConfig {
+        tls,
+        wrap: WrapConfig::None,
+        data_ciphers,
+        fallback_cipher: fallback.to_owned(),
+        compression: server.compression,
+        tcp: server.protocol == Protocol::Tcp,
+        routes: server.local_networks.clone(),
+        topology: server.topology,
+        server_address: server_address(server.client_cidr),
+        pool_netmask: server.client_cidr.netmask(),
+        keepalive_interval: KEEPALIVE_INTERVAL,
+        keepalive_timeout: KEEPALIVE_TIMEOUT,
+        hand_window: HAND_WINDOW,
+        reneg_interval: RENEG_INTERVAL,
+        tls_mtu: DEFAULT_TLS_MTU,
+    }
+}
+
+async fn bind(server: &SslServer, address: SocketAddr) -> Result<Listener, ServeError> {
+    let bound = match server.protocol {
+        Protocol::Tcp => TcpListener::bind(address).await.map(Listener::Tcp),
+        Protocol::Udp => match UdpSocket::bind(address).await {
+            Ok(socket) => UdpListener::new(socket).map(Listener::Udp),
+            Err(error) => Err(error),
+        },
+    };
+    bound.map_err(|error| ServeError::Bind {
+        server: server.name.clone(),
+        protocol: server.protocol,
+        address,
+        fix: bind_fix(&error),
+        error,
+    })
+}
+
+async fn receive(listener: &Listener, buffer: &mut [u8]) -> io::Result<quinn_udp::RecvMeta> {
+    match listener {
+        Listener::Udp(socket) => socket.receive(buffer).await,
+        Listener::Tcp(_) => std::future::pending().await,
+    }
+}
+
+async fn accept(listener: &Listener) -> io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Listener::Tcp(listener) => listener.accept().await,
+        Listener::Udp(_) => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Counts failed writes by kind and logs the first of each kind and then every power of two.
+#[derive(Debug, Default)]
+struct Failures {
+    counts: HashMap<&'static str, u64>,
+}
+
+impl Failures {
+    fn note(&mut self, operation: &'static str, error: &dyn std::fmt::Display) {
+        let count = self.counts.entry(operation).or_default();
+        *count += 1;
+        if count.is_power_of_two() {
+            debug!(total = *count, %error, "{operation} failed");
+        }
+    }
+}
+
+/// The [`Io`] of a running SSL server. Writes never wait: a full socket buffer, TUN queue or
+/// connection queue drops the packet, as a congested link would.
+struct Outputs<'a> {
+    listener: &'a Listener,
+    device: &'a AsyncDevice,
+    connections: &'a mut HashMap<ConnId, Connection>,
+    failures: &'a mut Failures,
+}
+
+impl Io for Outputs<'_> {
+    fn send(&mut self, link: Link, packet: &[u8]) {
+        match self.listener {
+            Listener::Udp(socket) => {
+                if let Err(error) = socket.send(link, packet) {
+                    self.failures.note("UDP send", &error);
+                }
+            }
+            Listener::Tcp(_) => {
+                let queued = self
+                    .connections
+                    .get(&link.conn)
+                    .is_some_and(|connection| connection.send(packet));
+                if !queued {
+                    self.failures
+                        .note("TCP queue", &"queue full or connection closed");
+                }
+            }
+        }
+    }
+
+    fn authenticated(&mut self, link: Link) {
+        if let Some(connection) = self.connections.get(&link.conn) {
+            connection.mark_authenticated();
+        }
+    }
+
+    fn close(&mut self, link: Link) {
+        self.connections.remove(&link.conn);
+    }
+
+    fn write_tun(&mut self, packet: &[u8]) {
+        if let Err(error) = self.device.try_send(packet) {
+            self.failures.note("TUN write", &error);
+        }
+    }
+}

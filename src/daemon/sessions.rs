@@ -1,0 +1,557 @@
+//! Every session of one SSL server, and the maps that route packets to them: by connection,
+//! by UDP source address, by peer-id, by tunnel address and by certificate common name.
+//!
+//! The table does no I/O itself: it writes through an [`Io`], so the same code serves TCP and
+//! UDP and can be tested with a scripted session.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use ipnet::Ipv4Net;
+use tracing::{debug, info};
+
+use crate::config::{Protocol, SslServer};
+use crate::proto::session::{ClientNetwork, CloseKind, Event, Incoming, SessionConfig};
+
+use super::addresses::AddressPool;
+use super::admission::Admission;
+use super::driven::DrivenSession;
+use super::timers::Timers;
+use super::tun;
+
+/// Identifies one TCP connection or one UDP session for the life of the process.
+pub(crate) type ConnId = u64;
+
+const OPCODE_HARD_RESET_CLIENT_V2: u8 = 7;
+const OPCODE_DATA_V2: u8 = 9;
+/// Largest peer-id: they are 24 bits wide and 0xFFFFFF means "no peer-id".
+const MAX_PEER_ID: u32 = 0xFF_FFFE;
+/// Sessions of one SSL server that may be in their handshake at once; hard resets beyond it
+/// are ignored until handshakes finish or time out.
+// NOTE: a guessed bound. Each handshaking session keeps a rustls connection of a few KiB.
+pub(crate) const MAX_HANDSHAKING: usize = 1024;
+
+/// The destination of a session's packets: its connection and the client's address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Link {
+    pub(crate) conn: ConnId,
+    pub(crate) remote: SocketAddr,
+    /// The gateway address a UDP client sends to. Replies leave from it, so a client of a
+    /// gateway with several addresses sees answers from the address it connected to.
+    pub(crate) local: Option<IpAddr>,
+}
+
+/// The outputs of the session table: the UDP socket or TCP connections, and the TUN device.
+pub(crate) trait Io {
+    /// Sends one OpenVPN packet to a client.
+    fn send(&mut self, link: Link, packet: &[u8]);
+    /// Lifts the frame size limit for unauthenticated clients from a TCP connection.
+    fn authenticated(&mut self, link: Link);
+    /// Closes a TCP connection after the packets queued for it; does nothing for UDP.
+    fn close(&mut self, link: Link);
+    /// Writes one IPv4 packet from a client to the TUN device.
+    fn write_tun(&mut self, packet: &[u8]);
+}
+
+/// Packets the table did not pass on.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Packets from peers without a session that did not start one.
+    pub(crate) ignored: u64,
+    /// Packets that a session dropped, by reason.
+    pub(crate) dropped: HashMap<&'static str, u64>,
+    /// Packets from the TUN device for an address without an established client.
+    pub(crate) unrouted: u64,
+}
+
+/// The outcome of a delivered packet, which decides the caller's next step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Delivery {
+    /// The session accepted the packet as coming from its client.
+    Authentic,
+    Dropped,
+    /// No session has this connection id.
+    Gone,
+}
+
+/// A client that passed authentication.
+#[derive(Debug)]
+struct Client {
+    common_name: String,
+    /// Certificate serial as [`normalize_serial`] writes it.
+    serial: String,
+    network: ClientNetwork,
+    /// Data-channel cipher, once the session is established.
+    cipher: Option<String>,
+}
+
+struct Entry<S> {
+    session: S,
+    link: Link,
+    peer_id: u32,
+    client: Option<Client>,
+    /// The reason the session ends. The first reason recorded wins.
+    close_reason: Option<String>,
+}
+
+pub(crate) struct Sessions<S> {
+    protocol: Protocol,
+    client_cidr: Ipv4Net,
+    config: Arc<SessionConfig>,
+    pool: Box<dyn AddressPool>,
+    admission: Admission,
+    /// Revoked certificate serials, normalized.
+    revoked: HashSet<String>,
+    entries: HashMap<ConnId, Entry<S>>,
+    by_remote: HashMap<SocketAddr, ConnId>,
+    by_peer_id: HashMap<u32, ConnId>,
+    by_address: HashMap<Ipv4Addr, ConnId>,
+    by_name: HashMap<String, ConnId>,
+    /// Sessions without a client yet.
+    handshaking: usize,
+    timers: Timers,
+    next_conn: ConnId,
+    next_peer_id: u32,
+    pub(crate) counters: Counters,
+    buffer: Vec<u8>,
+}
+
+impl<S: DrivenSession> Sessions<S> {
+    pub(crate) fn new(
+        server: &SslServer,
+        config: Arc<SessionConfig>,
+        pool: Box<dyn AddressPool>,
+        admission: Admission,
+        revoked: HashSet<String>,
+    ) -> Self {
+        Self {
+            protocol: server.protocol,
+            client_cidr: server.client_cidr,
+            config,
+            pool,
+            admission,
+            revoked,
+            entries: HashMap::new(),
+            by_remote: HashMap::new(),
+            by_peer_id: HashMap::new(),
+            by_address: HashMap::new(),
+            by_name: HashMap::new(),
+            handshaking: 0,
+            timers: Timers::default(),
+            next_conn: 0,
+            next_peer_id: 0,
+            counters: Counters::default(),
+            buffer: Vec::with_capacity(2048),
+        }
+    }
+
+    /// Takes a connection id that no session or TCP connection uses.
+    pub(crate) fn new_conn_id(&mut self) -> ConnId {
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        conn
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Returns the earliest time at which [`Sessions::handle_timeouts`] has work.
+    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        self.timers.next()
+    }
+
+    /// Handles one packet from a TCP connection. A connection without a session whose packet
+    /// cannot start one is closed.
+    pub(crate) fn receive_stream(
+        &mut self,
+        io: &mut impl Io,
+        link: Link,
+        packet: &mut [u8],
+        now: Instant,
+    ) {
+        if self.entries.contains_key(&link.conn) {
+            self.deliver(io, link.conn, packet, now);
+        } else if !self.start(io, link, packet, now) {
+            io.close(link);
+        }
+    }
+
+    /// Handles one UDP datagram from `remote`.
+    pub(crate) fn receive_datagram(
+        &mut self,
+        io: &mut impl Io,
+        remote: SocketAddr,
+        local: Option<IpAddr>,
+        packet: &mut [u8],
+        now: Instant,
+    ) {
+        if let Some(&conn) = self.by_remote.get(&remote) {
+            // A client that restarts from the same port sends a new hard reset, which its old
+            // session drops; that replaces the old session.
+            let restart =
+                (opcode(packet) == Some(OPCODE_HARD_RESET_CLIENT_V2)).then(|| packet.to_vec());
+            let delivery = self.deliver(io, conn, packet, now);
+            if let (Delivery::Dropped, Some(first_packet)) = (delivery, restart) {
+                self.restart(io, conn, remote, local, &first_packet, now);
+            }
+            return;
+        }
+        if let Some(conn) = self.session_of_peer_id(packet) {
+            self.float(io, conn, remote, local, packet, now);
+            return;
+        }
+        let link = Link {
+            conn: self.new_conn_id(),
+            remote,
+            local,
+        };
+        self.start(io, link, packet, now);
+    }
+
+    /// Encrypts an IPv4 packet from the TUN device for the client that owns its destination.
+    pub(crate) fn route_from_tun(&mut self, io: &mut impl Io, packet: &[u8], now: Instant) {
+        let conn = tun::destination(packet).and_then(|to| self.by_address.get(&to).copied());
+        let Some(entry) = conn.and_then(|conn| self.entries.get_mut(&conn)) else {
+            self.counters.unrouted += 1;
+            return;
+        };
+        if entry.session.encrypt(packet, &mut self.buffer, now) {
+            io.send(entry.link, &self.buffer);
+        } else {
+            self.counters.unrouted += 1;
+        }
+        let conn = entry.link.conn;
+        self.drain(io, conn, now);
+    }
+
+    /// Runs the timers of every session whose deadline has passed.
+    pub(crate) fn handle_timeouts(&mut self, io: &mut impl Io, now: Instant) {
+        for conn in self.timers.expired(now) {
+            if let Some(entry) = self.entries.get_mut(&conn) {
+                entry.session.handle_timeout(now);
+            }
+            self.drain(io, conn, now);
+        }
+    }
+
+    /// Ends the session of a TCP connection that the client closed or that failed.
+    pub(crate) fn connection_lost(&mut self, io: &mut impl Io, conn: ConnId, now: Instant) {
+        self.close_session(io, conn, CloseKind::Drop, "connection closed", now);
+    }
+
+    /// Uses `config` for new sessions and closes the sessions whose serial is in `revoked`.
+    pub(crate) fn update_credentials(
+        &mut self,
+        io: &mut impl Io,
+        config: Arc<SessionConfig>,
+        revoked: HashSet<String>,
+        now: Instant,
+    ) {
+        self.config = config;
+        self.revoked = revoked;
+        let doomed: Vec<(ConnId, String, String)> = self
+            .entries
+            .iter()
+            .filter_map(|(&conn, entry)| {
+                let client = entry.client.as_ref()?;
+                self.revoked
+                    .contains(&client.serial)
+                    .then(|| (conn, client.common_name.clone(), client.serial.clone()))
+            })
+            .collect();
+        for (conn, common_name, serial) in doomed {
+            info!(%common_name, %serial, "closing the connection of a revoked certificate");
+            self.close_session(io, conn, CloseKind::Drop, "certificate revoked", now);
+        }
+    }
+
+    /// Tells every client to reconnect and ends every session.
+    pub(crate) fn shutdown(&mut self, io: &mut impl Io, now: Instant) {
+        let conns: Vec<ConnId> = self.entries.keys().copied().collect();
+        for conn in conns {
+            self.close_session(io, conn, CloseKind::Restart, "server stopped", now);
+        }
+    }
+
+    /// Starts a session from a client's first packet; false when the packet cannot start one.
+    fn start(&mut self, io: &mut impl Io, link: Link, packet: &[u8], now: Instant) -> bool {
+        if opcode(packet) != Some(OPCODE_HARD_RESET_CLIENT_V2) {
+            self.ignore(link.remote, "not a hard reset");
+            return false;
+        }
+
+        if self.handshaking >= MAX_HANDSHAKING {
+            self.ignore(link.remote, "too many handshakes in progress");
+            return false;
+        }
+        let Some(peer_id) = self.allocate_peer_id() else {
+            self.ignore(link.remote, "no free peer-id");
+            return false;
+        };
+
+        let session = match S::create(self.config.clone(), packet, peer_id, now, unix_time()) {
+            Ok(session) => session,
+            Err(error) => {
+                self.counters.ignored += 1;
+                debug!(remote = %link.remote, %error, "first packet rejected");
+                return false;
+            }
+        };
+
+        let entry = Entry {
+            session,
+            link,
+            peer_id,
+            client: None,
+            close_reason: None,
+        };
+        self.entries.insert(link.conn, entry);
+        self.by_peer_id.insert(peer_id, link.conn);
+        if self.protocol == Protocol::Udp {
+            self.by_remote.insert(link.remote, link.conn);
+        }
+        self.handshaking += 1;
+        debug!(remote = %link.remote, peer_id, "session started");
+        self.drain(io, link.conn, now);
+        true
+    }
+
+    /// Replaces the session of `conn` with one started by `first_packet`.
+    fn restart(
+        &mut self,
+        io: &mut impl Io,
+        conn: ConnId,
+        remote: SocketAddr,
+        local: Option<IpAddr>,
+        first_packet: &[u8],
+        now: Instant,
+    ) {
+        let reason = "client started a new session";
+        self.close_session(io, conn, CloseKind::Drop, reason, now);
+        let link = Link {
+            conn: self.new_conn_id(),
+            remote,
+            local,
+        };
+        self.start(io, link, first_packet, now);
+    }
+
+    fn deliver(
+        &mut self,
+        io: &mut impl Io,
+        conn: ConnId,
+        packet: &mut [u8],
+        now: Instant,
+    ) -> Delivery {
+        let Some(entry) = self.entries.get_mut(&conn) else {
+            return Delivery::Gone;
+        };
+        let delivery = match entry.session.handle_packet(packet, now) {
+            Incoming::Ip(range) => {
+                match packet.get(range) {
+                    Some(ip_packet) => io.write_tun(ip_packet),
+                    None => count_drop(&mut self.counters, "range"),
+                }
+                Delivery::Authentic
+            }
+            Incoming::Decompressed(ip_packet) => {
+                io.write_tun(ip_packet);
+                Delivery::Authentic
+            }
+            Incoming::Consumed => Delivery::Authentic,
+            Incoming::Dropped(reason) => {
+                count_drop(&mut self.counters, reason);
+                Delivery::Dropped
+            }
+        };
+        self.drain(io, conn, now);
+        delivery
+    }
+
+    /// Delivers a DATA_V2 packet from a new address to the session of its peer-id, and moves
+    /// the session to that address if the packet authenticates.
+    fn float(
+        &mut self,
+        io: &mut impl Io,
+        conn: ConnId,
+        remote: SocketAddr,
+        local: Option<IpAddr>,
+        packet: &mut [u8],
+        now: Instant,
+    ) {
+        if self.deliver(io, conn, packet, now) != Delivery::Authentic {
+            return;
+        }
+        let Some(entry) = self.entries.get_mut(&conn) else {
+            return;
+        };
+        let old = std::mem::replace(&mut entry.link.remote, remote);
+        entry.link.local = local;
+        if self.by_remote.get(&old) == Some(&conn) {
+            self.by_remote.remove(&old);
+        }
+        self.by_remote.insert(remote, conn);
+        debug!(%old, new = %remote, "client moved to a new address");
+    }
+
+    /// Sends what a session has queued and handles its events until it has nothing left,
+    /// then removes it if it closed or arms its timer.
+    fn drain(&mut self, io: &mut impl Io, conn: ConnId, now: Instant) {
+        loop {
+            let Some(entry) = self.entries.get_mut(&conn) else {
+                return;
+            };
+            while entry.session.poll_transmit(now, &mut self.buffer) {
+                io.send(entry.link, &self.buffer);
+            }
+            let Some(event) = entry.session.poll_event() else {
+                break;
+            };
+            self.handle_event(io, conn, event, now);
+        }
+        let Some(entry) = self.entries.get(&conn) else {
+            return;
+        };
+        if entry.close_reason.is_some() || entry.session.is_closed() {
+            self.remove(io, conn);
+        } else {
+            let deadline = entry.session.poll_timeout();
+            self.timers.set(conn, deadline);
+        }
+    }
+
+    fn handle_event(&mut self, io: &mut impl Io, conn: ConnId, event: Event, now: Instant) {
+        match event {
+            Event::Authenticate(request) => self.authenticate(io, conn, request, now),
+            Event::Established { cipher } => self.established(conn, cipher),
+            Event::Renegotiated {
+                common_name,
+                serial_hex,
+            } => self.renegotiated(conn, common_name, &serial_hex, now),
+            Event::Closed { reason } => {
+                if let Some(entry) = self.entries.get_mut(&conn) {
+                    entry.close_reason.get_or_insert(reason);
+                }
+            }
+        }
+    }
+
+    /// Closes a session, sends what it queued and removes it.
+    fn close_session(
+        &mut self,
+        io: &mut impl Io,
+        conn: ConnId,
+        kind: CloseKind,
+        reason: &str,
+        now: Instant,
+    ) {
+        let Some(entry) = self.entries.get_mut(&conn) else {
+            return;
+        };
+        entry.close_reason.get_or_insert_with(|| reason.to_owned());
+        entry.session.close(kind, now);
+        self.drain(io, conn, now);
+        self.remove(io, conn);
+    }
+
+    /// Forgets a session, returns its address and connection slot, and closes its TCP
+    /// connection.
+    fn remove(&mut self, io: &mut impl Io, conn: ConnId) {
+        let Some(entry) = self.entries.remove(&conn) else {
+            return;
+        };
+        self.timers.remove(conn);
+        if self.by_peer_id.get(&entry.peer_id) == Some(&conn) {
+            self.by_peer_id.remove(&entry.peer_id);
+        }
+        if self.by_remote.get(&entry.link.remote) == Some(&conn) {
+            self.by_remote.remove(&entry.link.remote);
+        }
+        let reason = entry.close_reason.as_deref().unwrap_or("session closed");
+        match &entry.client {
+            Some(client) => {
+                let address = client.network.address;
+                if self.by_address.get(&address) == Some(&conn) {
+                    self.by_address.remove(&address);
+                }
+                if self.by_name.get(&client.common_name) == Some(&conn) {
+                    self.by_name.remove(&client.common_name);
+                }
+                self.pool.release(address);
+                self.admission.release();
+                info!(
+                    common_name = %client.common_name,
+                    real_address = %entry.link.remote,
+                    virtual_address = %address,
+                    cipher = client.cipher.as_deref().unwrap_or("none yet"),
+                    %reason,
+                    connections = self.admission.active(),
+                    "client disconnected"
+                );
+            }
+            None => {
+                self.handshaking = self.handshaking.saturating_sub(1);
+                debug!(remote = %entry.link.remote, %reason, "session ended before authentication");
+            }
+        }
+        io.close(entry.link);
+    }
+
+    fn session_of_peer_id(&self, packet: &[u8]) -> Option<ConnId> {
+        if opcode(packet)? != OPCODE_DATA_V2 {
+            return None;
+        }
+        let header: [u8; 4] = packet.get(..4)?.try_into().ok()?;
+        let peer_id = u32::from_be_bytes(header) & 0xFF_FFFF;
+        self.by_peer_id.get(&peer_id).copied()
+    }
+
+    fn allocate_peer_id(&mut self) -> Option<u32> {
+        for _ in 0..=MAX_PEER_ID {
+            let peer_id = self.next_peer_id;
+            self.next_peer_id = if peer_id >= MAX_PEER_ID {
+                0
+            } else {
+                peer_id + 1
+            };
+            if !self.by_peer_id.contains_key(&peer_id) {
+                return Some(peer_id);
+            }
+        }
+        None
+    }
+
+    /// Counts a packet that started no session, logging the first and then every power of two.
+    fn ignore(&mut self, remote: SocketAddr, reason: &str) {
+        self.counters.ignored += 1;
+        let total = self.counters.ignored;
+        if total.is_power_of_two() {
+            debug!(%remote, total, reason, "ignored a packet from a peer without a session");
+        }
+    }
+}
+
+fn opcode(packet: &[u8]) -> Option<u8> {
+    packet.first().map(|byte| byte >> 3)
+}
+
+fn count_drop(counters: &mut Counters, reason: &'static str) {
+    let total = counters.dropped.entry(reason).or_default();
+    *total += 1;
+    if total.is_power_of_two() {
+        debug!(reason, total = *total, "session dropped a packet");
+    }
+}
+
+fn unix_time() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+mod auth;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,719 @@
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use super::*;
+use crate::config::{Cipher, Topology};
+use crate::daemon::addresses::open_pool;
+use crate::proto::session::{AuthRequest, Authorization, SessionError};
+use crate::proto::test_pki::TestCa;
+use crate::proto::tls;
+
+/// A session scripted by the packets it receives. The command byte follows the opcode byte,
+/// or the four-byte header of a DATA_V2 packet:
+/// `A <serial> <name>` authenticates, `E` establishes, `R <serial> <name>` renegotiates,
+/// `D <ip packet>` carries data, `X` fails authentication, `C` closes; anything else is
+/// consumed. A hard reset on an existing session is dropped.
+struct FakeSession {
+    outgoing: VecDeque<Vec<u8>>,
+    events: VecDeque<Event>,
+    deadline: Instant,
+    keys: bool,
+    closed: bool,
+}
+
+impl FakeSession {
+    fn finish(&mut self, reason: &str) {
+        if !self.closed {
+            self.closed = true;
+            self.events.push_back(Event::Closed {
+                reason: reason.to_owned(),
+            });
+        }
+    }
+}
+
+fn identity(rest: &[u8]) -> (String, String) {
+    let serial = rest.first().copied().unwrap_or(0);
+    let name = String::from_utf8_lossy(rest.get(1..).unwrap_or(&[])).into_owned();
+    (name, format!("{serial:02X}"))
+}
+
+impl DrivenSession for FakeSession {
+    fn create(
+        _config: Arc<SessionConfig>,
+        first_packet: &[u8],
+        _peer_id: u32,
+        now: Instant,
+        _unix_time: u64,
+    ) -> Result<Self, SessionError> {
+        if first_packet.get(1) == Some(&b'!') {
+            return Err(SessionError::BadFirstPacket(
+                "malformed hard reset".to_owned(),
+            ));
+        }
+        Ok(Self {
+            outgoing: VecDeque::from([b"\x40reset".to_vec()]),
+            events: VecDeque::new(),
+            deadline: now + Duration::from_secs(30),
+            keys: false,
+            closed: false,
+        })
+    }
+
+    fn handle_packet(&mut self, packet: &mut [u8], _now: Instant) -> Incoming<'_> {
+        if opcode(packet) == Some(OPCODE_HARD_RESET_CLIENT_V2) {
+            return Incoming::Dropped("reset");
+        }
+        let start = if opcode(packet) == Some(OPCODE_DATA_V2) {
+            4
+        } else {
+            1
+        };
+        let command = packet.get(start).copied();
+        let rest = packet.get(start + 1..).unwrap_or(&[]);
+        match command {
+            Some(b'A') => {
+                let (common_name, serial_hex) = identity(rest);
+                self.events.push_back(Event::Authenticate(AuthRequest {
+                    common_name,
+                    serial_hex,
+                    username: None,
+                    password: None,
+                    client_version: None,
+                    client_platform: None,
+                    cipher: "AES-256-GCM".to_owned(),
+                }));
+            }
+            Some(b'E') => {
+                self.keys = true;
+                self.events.push_back(Event::Established {
+                    cipher: "AES-256-GCM".to_owned(),
+                });
+            }
+            Some(b'R') => {
+                let (common_name, serial_hex) = identity(rest);
+                self.events.push_back(Event::Renegotiated {
+                    common_name,
+                    serial_hex,
+                });
+            }
+            Some(b'D') => return Incoming::Ip(start + 1..packet.len()),
+            Some(b'X') => return Incoming::Dropped("auth"),
+            Some(b'C') => self.finish("client exited"),
+            _ => {}
+        }
+        Incoming::Consumed
+    }
+
+    fn encrypt(&mut self, ip_packet: &[u8], out: &mut Vec<u8>, _now: Instant) -> bool {
+        if !self.keys {
+            return false;
+        }
+        out.clear();
+        out.extend_from_slice(b"enc:");
+        out.extend_from_slice(ip_packet);
+        true
+    }
+
+    fn poll_transmit(&mut self, _now: Instant, out: &mut Vec<u8>) -> bool {
+        let Some(packet) = self.outgoing.pop_front() else {
+            return false;
+        };
+        out.clear();
+        out.extend_from_slice(&packet);
+        true
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        (!self.closed).then_some(self.deadline)
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        if now >= self.deadline {
+            self.finish("keepalive timeout");
+        }
+    }
+
+    fn authorize(&mut self, decision: Authorization, _now: Instant) {
+        match decision {
+            Authorization::Accept(network) => {
+                let reply = format!("PUSH_REPLY,ifconfig {}", network.address);
+                self.outgoing.push_back(reply.into_bytes());
+            }
+            Authorization::Reject(reason) => {
+                self.outgoing
+                    .push_back(format!("AUTH_FAILED,{reason}").into_bytes());
+                self.finish(&reason);
+            }
+        }
+    }
+
+    fn close(&mut self, kind: CloseKind, _now: Instant) {
+        if matches!(kind, CloseKind::Restart) && !self.closed {
+            self.outgoing.push_back(b"RESTART".to_vec());
+        }
+        self.finish("closed by the server");
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed
+    }
+}
+
+#[derive(Debug, Default)]
+struct RecordingIo {
+    sent: Vec<(Link, Vec<u8>)>,
+    authenticated: Vec<Link>,
+    closed: Vec<Link>,
+    tun: Vec<Vec<u8>>,
+}
+
+impl Io for RecordingIo {
+    fn send(&mut self, link: Link, packet: &[u8]) {
+        self.sent.push((link, packet.to_vec()));
+    }
+
+    fn authenticated(&mut self, link: Link) {
+        self.authenticated.push(link);
+    }
+
+    fn close(&mut self, link: Link) {
+        self.closed.push(link);
+    }
+
+    fn write_tun(&mut self, packet: &[u8]) {
+        self.tun.push(packet.to_vec());
+    }
+}
+
+impl RecordingIo {
+    /// Returns the packets sent to `remote`, as text.
+    fn sent_to(&self, remote: SocketAddr) -> Vec<String> {
+        self.sent
+            .iter()
+            .filter(|(link, _)| link.remote == remote)
+            .map(|(_, packet)| String::from_utf8_lossy(packet).into_owned())
+            .collect()
+    }
+
+    fn sent_text_to(&self, remote: SocketAddr, text: &str) -> bool {
+        self.sent_to(remote)
+            .iter()
+            .any(|packet| packet.contains(text))
+    }
+}
+
+fn ssl_server(protocol: Protocol) -> SslServer {
+    SslServer {
+        name: "office".to_owned(),
+        local_networks: vec!["192.168.77.0/24".parse().unwrap()],
+        client_cidr: "10.8.0.0/24".parse().unwrap(),
+        protocol,
+        port: 1194,
+        cipher: Cipher::Aes128Cbc,
+        compression: false,
+        two_factor: false,
+        topology: Topology::Net30,
+    }
+}
+
+fn session_config() -> Arc<SessionConfig> {
+    let ca = TestCa::new("office CA");
+    let server = ca.issue("office-server", true, 100);
+    let tls = tls::server_config(ca.der.clone(), vec![server.der], server.key, Vec::new()).unwrap();
+    Arc::new(SessionConfig {
+        tls,
+        wrap: crate::proto::wrap::WrapConfig::None,
+        data_ciphers: vec!["AES-256-GCM".to_owned()],
+        fallback_cipher: "AES-128-CBC".to_owned(),
+        compression: false,
+        tcp: false,
+        routes: Vec::new(),
+        topology: Topology::Net30,
+        server_address: Ipv4Addr::new(10, 8, 0, 1),
+        pool_netmask: Ipv4Addr::new(255, 255, 255, 0),
+        keepalive_interval: Duration::from_secs(10),
+        keepalive_timeout: Duration::from_secs(60),
+        hand_window: Duration::from_secs(60),
+        reneg_interval: Duration::from_secs(3600),
+        tls_mtu: crate::proto::session::DEFAULT_TLS_MTU,
+    })
+}
+
+fn table(protocol: Protocol, admission: &Admission) -> Sessions<FakeSession> {
+    let server = ssl_server(protocol);
+    Sessions::new(
+        &server,
+        session_config(),
+        open_pool(&server),
+        admission.clone(),
+        HashSet::new(),
+    )
+}
+
+fn remote(port: u16) -> SocketAddr {
+    SocketAddr::from(([192, 0, 2, 1], port))
+}
+
+const RESET: &[u8] = &[0x38, 0];
+
+fn control(command: &[u8]) -> Vec<u8> {
+    let mut packet = vec![0x20];
+    packet.extend_from_slice(command);
+    packet
+}
+
+fn auth(common_name: &str, serial: u8) -> Vec<u8> {
+    let mut command = vec![b'A', serial];
+    command.extend_from_slice(common_name.as_bytes());
+    control(&command)
+}
+
+fn data_v2(peer_id: u32, command: &[u8]) -> Vec<u8> {
+    let mut packet = ((u32::from(OPCODE_DATA_V2) << 27) | peer_id)
+        .to_be_bytes()
+        .to_vec();
+    packet.extend_from_slice(command);
+    packet
+}
+
+fn ipv4_to(destination: [u8; 4]) -> Vec<u8> {
+    let mut packet = vec![0u8; 20];
+    packet[0] = 0x45;
+    packet[16..20].copy_from_slice(&destination);
+    packet
+}
+
+/// Runs a UDP client through hard reset, authentication and establishment.
+fn connect_udp(
+    sessions: &mut Sessions<FakeSession>,
+    io: &mut RecordingIo,
+    from: SocketAddr,
+    common_name: &str,
+    serial: u8,
+    now: Instant,
+) {
+    sessions.receive_datagram(io, from, None, &mut RESET.to_vec(), now);
+    sessions.receive_datagram(io, from, None, &mut auth(common_name, serial), now);
+    sessions.receive_datagram(io, from, None, &mut control(b"E"), now);
+}
+
+#[test]
+fn hard_reset_starts_udp_session() {
+    let mut sessions = table(Protocol::Udp, &Admission::new(10));
+    let mut io = RecordingIo::default();
+    sessions.receive_datagram(
+        &mut io,
+        remote(1000),
+        None,
+        &mut RESET.to_vec(),
+        Instant::now(),
+    );
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(io.sent_to(remote(1000)), vec!["\x40reset".to_owned()]);
+}
+
+#[test]
+fn other_packets_from_unknown_peer_are_ignored() {
+    let mut sessions = table(Protocol::Udp, &Admission::new(10));
+    let mut io = RecordingIo::default();
+    sessions.receive_datagram(
+        &mut io,
+        remote(1000),
+        None,
+        &mut control(b"E"),
+        Instant::now(),
+    );
+    sessions.receive_datagram(&mut io, remote(1000), None, &mut Vec::new(), Instant::now());
+    assert_eq!(sessions.len(), 0);
+    assert_eq!(sessions.counters.ignored, 2);
+    assert!(io.sent.is_empty());
+}
+
+#[test]
+fn failed_session_creation_is_counted() {
+    let mut sessions = table(Protocol::Udp, &Admission::new(10));
+    let mut io = RecordingIo::default();
+    sessions.receive_datagram(
+        &mut io,
+        remote(1000),
+        None,
+        &mut [0x38, b'!'],
+        Instant::now(),
+    );
+    assert_eq!(sessions.len(), 0);
+    assert_eq!(sessions.counters.ignored, 1);
+}
+
+#[test]
+fn tcp_connection_without_hard_reset_is_closed() {
+    let mut sessions = table(Protocol::Tcp, &Admission::new(10));
+    let mut io = RecordingIo::default();
+    let link = Link {
+        conn: sessions.new_conn_id(),
+        remote: remote(2000),
+        local: None,
+    };
+    sessions.receive_stream(&mut io, link, &mut control(b"E"), Instant::now());
+    assert_eq!(sessions.len(), 0);
+    assert_eq!(io.closed, vec![link]);
+}
+
+#[test]
+fn tcp_session_authenticates_and_lifts_frame_limit() {
+    let admission = Admission::new(10);
+    let mut sessions = table(Protocol::Tcp, &admission);
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    let link = Link {
+        conn: sessions.new_conn_id(),
+        remote: remote(2000),
+        local: None,
+    };
+    sessions.receive_stream(&mut io, link, &mut RESET.to_vec(), now);
+    sessions.receive_stream(&mut io, link, &mut auth("alice", 7), now);
+    assert_eq!(io.authenticated, vec![link]);
+    assert!(io.sent_text_to(link.remote, "PUSH_REPLY,ifconfig 10.8.0.6"));
+    assert_eq!(admission.active(), 1);
+}
+
+#[test]
+fn accepted_client_gets_tun_traffic() {
+    let mut sessions = table(Protocol::Udp, &Admission::new(10));
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    connect_udp(&mut sessions, &mut io, remote(1000), "alice", 7, now);
+    let packet = ipv4_to([10, 8, 0, 6]);
+    sessions.route_from_tun(&mut io, &packet, now);
+    let (link, sent) = io.sent.last().unwrap();
+    assert_eq!(link.remote, remote(1000));
+    assert_eq!(&sent[..4], b"enc:");
+    assert_eq!(&sent[4..], &packet[..]);
+}
+
+#[test]
+fn tun_traffic_for_unknown_address_is_counted() {
+    let mut sessions = table(Protocol::Udp, &Admission::new(10));
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    connect_udp(&mut sessions, &mut io, remote(1000), "alice", 7, now);
+    let sent_before = io.sent.len();
+    sessions.route_from_tun(&mut io, &ipv4_to([10, 8, 0, 10]), now);
+    sessions.route_from_tun(&mut io, &[0x60; 40], now);
+    assert_eq!(io.sent.len(), sent_before);
+    assert_eq!(sessions.counters.unrouted, 2);
+}
+
+#[test]
+fn tun_traffic_before_keys_is_dropped() {
+    let mut sessions = table(Protocol::Udp, &Admission::new(10));
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    sessions.receive_datagram(&mut io, remote(1000), None, &mut RESET.to_vec(), now);
+    sessions.receive_datagram(&mut io, remote(1000), None, &mut auth("alice", 7), now);
+    let sent_before = io.sent.len();
+    sessions.route_from_tun(&mut io, &ipv4_to([10, 8, 0, 6]), now);
+    assert_eq!(io.sent.len(), sent_before);
+    assert_eq!(sessions.counters.unrouted, 1);
+}
+
+#[test]
+fn client_ip_packet_goes_to_tun() {
+    let mut sessions = table(Protocol::Udp, &Admission::new(10));
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    connect_udp(&mut sessions, &mut io, remote(1000), "alice", 7, now);
+    sessions.receive_datagram(
+        &mut io,
+        remote(1000),
+        None,
+        &mut data_v2(0, b"Dpayload"),
+        now,
+    );
+    assert_eq!(io.tun, vec![b"payload".to_vec()]);
+}
+
+#[test]
+fn dropped_packet_is_counted_by_reason() {
+    let mut sessions = table(Protocol::Udp, &Admission::new(10));
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    connect_udp(&mut sessions, &mut io, remote(1000), "alice", 7, now);
+    sessions.receive_datagram(&mut io, remote(1000), None, &mut control(b"X"), now);
+    assert_eq!(sessions.counters.dropped.get("auth"), Some(&1));
+    assert!(io.tun.is_empty());
+}
+
+#[test]
+fn max_connections_counts_across_servers() {
+    let admission = Admission::new(1);
+    let mut office = table(Protocol::Udp, &admission);
+    let mut lab = table(Protocol::Tcp, &admission);
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    connect_udp(&mut office, &mut io, remote(1000), "alice", 7, now);
+    let link = Link {
+        conn: lab.new_conn_id(),
+        remote: remote(2000),
+        local: None,
+    };
+    lab.receive_stream(&mut io, link, &mut RESET.to_vec(), now);
+    lab.receive_stream(&mut io, link, &mut auth("bob", 8), now);
+    let expected = "AUTH_FAILED,server is full: max_connections 1 reached";
+    assert!(
+        io.sent_text_to(link.remote, expected),
+        "{:?}",
+        io.sent_to(link.remote)
+    );
+    assert_eq!(lab.len(), 0);
+    assert!(io.closed.contains(&link));
+    assert_eq!(admission.active(), 1);
+}
+
+#[test]
+fn slot_returns_when_client_leaves() {
+    let admission = Admission::new(1);
+    let mut sessions = table(Protocol::Udp, &admission);
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    connect_udp(&mut sessions, &mut io, remote(1000), "alice", 7, now);
+    sessions.receive_datagram(&mut io, remote(1000), None, &mut control(b"C"), now);
+    assert_eq!(sessions.len(), 0);
+    assert_eq!(admission.active(), 0);
+    connect_udp(&mut sessions, &mut io, remote(1001), "bob", 8, now);
+    // The pool keeps alice's address for her while others are free, so bob gets another.
+    assert!(io.sent_text_to(remote(1001), "PUSH_REPLY,ifconfig 10.8.0.10"));
+}
+
+#[test]
+fn same_common_name_replaces_old_session() {
+    let admission = Admission::new(10);
+    let mut sessions = table(Protocol::Udp, &admission);
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    connect_udp(&mut sessions, &mut io, remote(1000), "alice", 7, now);
+    connect_udp(&mut sessions, &mut io, remote(1001), "alice", 7, now);
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(admission.active(), 1);
+    assert!(io.closed.iter().any(|link| link.remote == remote(1000)));
+    assert!(io.sent_text_to(remote(1001), "PUSH_REPLY,ifconfig 10.8.0.6"));
+    sessions.route_from_tun(&mut io, &ipv4_to([10, 8, 0, 6]), now);
+    let (link, _) = io.sent.last().unwrap();
+    assert_eq!(link.remote, remote(1001));
+}
+
+#[test]
+fn revoked_serial_is_rejected() {
+    let admission = Admission::new(10);
+    let server = ssl_server(Protocol::Udp);
+    let revoked = HashSet::from(["7".to_owned()]);
+    let mut sessions: Sessions<FakeSession> = Sessions::new(
+        &server,
+        session_config(),
+        open_pool(&server),
+        admission.clone(),
+        revoked,
+    );
+    let mut io = RecordingIo::default();
+    connect_udp(
+        &mut sessions,
+        &mut io,
+        remote(1000),
+        "alice",
+        7,
+        Instant::now(),
+    );
+    assert!(io.sent_text_to(remote(1000), "AUTH_FAILED,certificate serial 07 is revoked"));
+    assert_eq!(sessions.len(), 0);
+    assert_eq!(admission.active(), 0);
+}
+
+#[test]
+fn crl_update_closes_revoked_clients() {
+    let admission = Admission::new(10);
+    let mut sessions = table(Protocol::Udp, &admission);
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    connect_udp(&mut sessions, &mut io, remote(1000), "alice", 7, now);
+    connect_udp(&mut sessions, &mut io, remote(1001), "bob", 8, now);
+    let revoked = HashSet::from(["8".to_owned()]);
+    sessions.update_credentials(&mut io, session_config(), revoked, now);
+    assert_eq!(sessions.len(), 1);
+    assert!(io.closed.iter().any(|link| link.remote == remote(1001)));
+    assert!(!io.closed.iter().any(|link| link.remote == remote(1000)));
+    assert_eq!(admission.active(), 1);
+}
+
+#[test]
+fn renegotiation_with_revoked_serial_closes() {
+    let mut sessions = table(Protocol::Udp, &Admission::new(10));
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    connect_udp(&mut sessions, &mut io, remote(1000), "alice", 7, now);
+    sessions.update_credentials(
+        &mut io,
+        session_config(),
+        HashSet::from(["9".to_owned()]),
+        now,
+    );
+    assert_eq!(sessions.len(), 1);
+    let mut renegotiation = control(b"R\x09alice");
+    sessions.receive_datagram(&mut io, remote(1000), None, &mut renegotiation, now);
+    assert_eq!(sessions.len(), 0);
+}
+
+#[test]
+fn renegotiation_with_other_name_closes() {
+    let mut sessions = table(Protocol::Udp, &Admission::new(10));
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    connect_udp(&mut sessions, &mut io, remote(1000), "alice", 7, now);
+    sessions.receive_datagram(
+        &mut io,
+        remote(1000),
+        None,
+        &mut control(b"R\x07mallory"),
+        now,
+    );
+    assert_eq!(sessions.len(), 0);
+}
+
+#[test]
+fn authentic_packet_moves_session_to_new_address() {
+    let mut sessions = table(Protocol::Udp, &Admission::new(10));
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    connect_udp(&mut sessions, &mut io, remote(1000), "alice", 7, now);
+    sessions.receive_datagram(&mut io, remote(3000), None, &mut data_v2(0, b"Dmoved"), now);
+    assert_eq!(io.tun, vec![b"moved".to_vec()]);
+    sessions.route_from_tun(&mut io, &ipv4_to([10, 8, 0, 6]), now);
+    let (link, _) = io.sent.last().unwrap();
+    assert_eq!(link.remote, remote(3000));
+    sessions.receive_datagram(&mut io, remote(3000), None, &mut control(b"Dagain"), now);
+    assert_eq!(io.tun.len(), 2);
+}
+
+#[test]
+fn unauthentic_packet_does_not_move_session() {
+    let mut sessions = table(Protocol::Udp, &Admission::new(10));
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    connect_udp(&mut sessions, &mut io, remote(1000), "alice", 7, now);
+    sessions.receive_datagram(&mut io, remote(3000), None, &mut data_v2(0, b"X"), now);
+    sessions.route_from_tun(&mut io, &ipv4_to([10, 8, 0, 6]), now);
+    let (link, _) = io.sent.last().unwrap();
+    assert_eq!(link.remote, remote(1000));
+}
+
+#[test]
+fn unknown_peer_id_is_ignored() {
+    let mut sessions = table(Protocol::Udp, &Admission::new(10));
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    connect_udp(&mut sessions, &mut io, remote(1000), "alice", 7, now);
+    sessions.receive_datagram(&mut io, remote(3000), None, &mut data_v2(42, b"Dx"), now);
+    assert!(io.tun.is_empty());
+    assert_eq!(sessions.counters.ignored, 1);
+}
+
+#[test]
+fn new_hard_reset_from_same_address_restarts() {
+    let admission = Admission::new(10);
+    let mut sessions = table(Protocol::Udp, &admission);
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    connect_udp(&mut sessions, &mut io, remote(1000), "alice", 7, now);
+    sessions.receive_datagram(&mut io, remote(1000), None, &mut RESET.to_vec(), now);
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(admission.active(), 0);
+    let resets = io.sent_to(remote(1000));
+    assert_eq!(
+        resets
+            .iter()
+            .filter(|packet| *packet == "\x40reset")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn timeout_ends_session_and_frees_address() {
+    let admission = Admission::new(10);
+    let mut sessions = table(Protocol::Udp, &admission);
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    connect_udp(&mut sessions, &mut io, remote(1000), "alice", 7, now);
+    let deadline = sessions.next_deadline().unwrap();
+    assert_eq!(deadline, now + Duration::from_secs(30));
+    sessions.handle_timeouts(&mut io, now + Duration::from_secs(29));
+    assert_eq!(sessions.len(), 1);
+    sessions.handle_timeouts(&mut io, deadline);
+    assert_eq!(sessions.len(), 0);
+    assert_eq!(admission.active(), 0);
+    assert_eq!(sessions.next_deadline(), None);
+}
+
+#[test]
+fn lost_tcp_connection_ends_session() {
+    let admission = Admission::new(10);
+    let mut sessions = table(Protocol::Tcp, &admission);
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    let link = Link {
+        conn: sessions.new_conn_id(),
+        remote: remote(2000),
+        local: None,
+    };
+    sessions.receive_stream(&mut io, link, &mut RESET.to_vec(), now);
+    sessions.receive_stream(&mut io, link, &mut auth("alice", 7), now);
+    sessions.connection_lost(&mut io, link.conn, now);
+    assert_eq!(sessions.len(), 0);
+    assert_eq!(admission.active(), 0);
+}
+
+#[test]
+fn shutdown_sends_restart_to_everyone() {
+    let admission = Admission::new(10);
+    let mut sessions = table(Protocol::Udp, &admission);
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    connect_udp(&mut sessions, &mut io, remote(1000), "alice", 7, now);
+    sessions.receive_datagram(&mut io, remote(1001), None, &mut RESET.to_vec(), now);
+    sessions.shutdown(&mut io, now);
+    assert_eq!(sessions.len(), 0);
+    assert_eq!(admission.active(), 0);
+    assert!(io.sent_text_to(remote(1000), "RESTART"));
+    assert!(io.sent_text_to(remote(1001), "RESTART"));
+}
+
+#[test]
+fn handshakes_beyond_limit_are_ignored() {
+    let mut sessions = table(Protocol::Udp, &Admission::new(10));
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    for port in 0..=MAX_HANDSHAKING as u16 {
+        sessions.receive_datagram(&mut io, remote(port), None, &mut RESET.to_vec(), now);
+    }
+    assert_eq!(sessions.len(), MAX_HANDSHAKING);
+    assert_eq!(sessions.counters.ignored, 1);
+}
+
+#[test]
+fn peer_ids_are_unique() {
+    let mut sessions = table(Protocol::Udp, &Admission::new(10));
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    for port in 0..3 {
+        sessions.receive_datagram(&mut io, remote(port), None, &mut RESET.to_vec(), now);
+    }
+    let peer_ids: HashSet<u32> = sessions
+        .entries
+        .values()
+        .map(|entry| entry.peer_id)
+        .collect();
+    assert_eq!(peer_ids.len(), 3);
+}
