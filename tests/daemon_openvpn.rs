@@ -417,3 +417,25 @@ fn client_reconnects_after_server_restart() {
         client.log_tail()
     );
 }
+
+#[test]
+fn renegotiation_keeps_traffic_flowing() {
+    let server = Server {
+        protocol: "udp",
+        ..Server::default()
+    };
+    let mut gateway = Gateway::new("reneg", &[server]);
+    let profile = gateway.profile("office", "alice");
+    let mut client = gateway.connect(&profile, &["--reneg-sec", "3"]);
+    wait_connected(&mut client);
+    let renegotiated = gateway
+        .daemon()
+        .wait_for_line("renegotiat", Duration::from_secs(15));
+    assert!(renegotiated.is_ok(), "{}", gateway.daemon().log_tail());
+    // Two renegotiations later the tunnel still carries every packet.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_reaches_host(&gateway);
+    let log = client.log();
+    let handshakes = log.matches("Control Channel: TLS").count();
+    assert!(handshakes >= 3, "expected 3 TLS handshakes:\n{log}");
+}

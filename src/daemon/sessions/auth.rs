@@ -136,6 +136,7 @@ impl<S: DrivenSession> Sessions<S> {
         } else if revoked {
             format!("certificate serial {serial_hex} is revoked")
         } else {
+            info!(%common_name, "data channel key renegotiated");
             client.serial = serial;
             return;
         };
