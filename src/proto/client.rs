@@ -58,6 +58,11 @@ pub struct Client {
     plaintext: Vec<u8>,
     push_options: Vec<String>,
     data: Option<DataKeys>,
+    /// The key being negotiated or in use, and the one it replaced, kept for late packets.
+    key_id: KeyId,
+    previous: Option<(KeyId, DataKeys)>,
+    /// Cipher and key derivation from the push reply, reused by renegotiations.
+    negotiated: Option<(DataCipher, bool)>,
     peer_id: Option<u32>,
     events: VecDeque<ClientEvent>,
     workspace: CompressWorkspace,
@@ -85,6 +90,9 @@ impl Client {
             plaintext: Vec::new(),
             push_options: Vec::new(),
             data: None,
+            key_id: KeyId::ZERO,
+            previous: None,
+            negotiated: None,
             peer_id: None,
             events: VecDeque::new(),
             workspace: CompressWorkspace::new(),
@@ -104,7 +112,7 @@ impl Client {
             let acks = self.receive.take_acks(MAX_PIGGYBACK_ACKS);
             let packet = ControlPacket {
                 opcode: transmit.opcode,
-                key_id: KeyId::ZERO,
+                key_id: self.key_id,
                 session_id: self.own,
                 acks,
                 peer_session_id: if acks.is_empty() { None } else { self.peer },
@@ -114,7 +122,7 @@ impl Client {
             packet.encode(&mut plain).expect("valid packet");
         } else if let (true, Some(peer)) = (self.receive.has_pending_acks(), self.peer) {
             let acks = self.receive.take_acks(MAX_ACKS);
-            ControlPacket::ack(KeyId::ZERO, self.own, acks, peer)
+            ControlPacket::ack(self.key_id, self.own, acks, peer)
                 .encode(&mut plain)
                 .expect("valid packet");
         } else {
@@ -141,6 +149,12 @@ impl Client {
         if Some(control.session_id) != self.peer {
             return None;
         }
+        if control.key_id != self.key_id {
+            if control.opcode != Opcode::SoftResetV1 || control.key_id != self.key_id.next() {
+                return None;
+            }
+            self.start_renegotiation(control.key_id);
+        }
         for &id in control.acks.as_slice() {
             self.send.on_ack(id);
         }
@@ -166,7 +180,15 @@ impl Client {
         if awaiting_server_key && let Ok(server) = ServerKeyMessage::parse(&self.plaintext) {
             self.plaintext.clear();
             self.key_server = Some(server);
-            self.write_text("PUSH_REQUEST");
+            match self.negotiated {
+                // A renegotiation: the new keys take over at once, without a push.
+                Some((cipher, ekm)) => {
+                    let keys = self.derive_keys(cipher, ekm);
+                    let old = self.data.replace(keys);
+                    self.previous = old.map(|old| (self.previous_key_id(), old));
+                }
+                None => self.write_text("PUSH_REQUEST"),
+            }
         }
         while let Some(end) = self.plaintext.iter().position(|&b| b == 0) {
             let rest = self.plaintext.split_off(end + 1);
@@ -259,31 +281,62 @@ impl Client {
                 .option("protocol-flags")
                 .is_some_and(|flags| flags.split(' ').any(|flag| flag == "tls-ekm"));
         self.peer_id = self.option("peer-id").and_then(|id| id.parse().ok());
+        let cipher = DataCipher::from_openvpn_name(&cipher_name).expect("known cipher");
+        self.negotiated = Some((cipher, ekm));
+        self.data = Some(self.derive_keys(cipher, ekm));
+        let options = self.push_options.clone();
+        self.events.push_back(ClientEvent::Connected(options));
+    }
+
+    fn derive_keys(&self, cipher: DataCipher, ekm: bool) -> DataKeys {
         let mut block = [0u8; KEY_BLOCK_LEN];
         if ekm {
             self.tls
                 .export_keying_material(&mut block, EKM_LABEL.as_bytes())
                 .expect("exporter");
         } else {
-            let (Some(client), Some(server), Some(peer)) =
-                (&self.key_message, &self.key_server, self.peer)
-            else {
-                return;
-            };
+            let client = self.key_message.as_ref().expect("client key message sent");
+            let server = self.key_server.as_ref().expect("server key message read");
+            let peer = self.peer.expect("server session id known");
             block.copy_from_slice(prf_key_block(client, server, &self.own.0, &peer.0).as_bytes());
         }
-        let cipher = DataCipher::from_openvpn_name(&cipher_name).expect("known cipher");
-        let keys = DataKeys::new_with_replay(
+        DataKeys::new_with_replay(
             cipher,
             AuthDigest::Sha1,
             &block,
             Role::Client,
             ReplayProtection::default(),
         )
-        .expect("data keys");
-        self.data = Some(keys);
-        let options = self.push_options.clone();
-        self.events.push_back(ClientEvent::Connected(options));
+        .expect("data keys")
+    }
+
+    /// Starts the key exchange for `key_id` that the server asked for with its SOFT_RESET.
+    fn start_renegotiation(&mut self, key_id: KeyId) {
+        self.key_id = key_id;
+        self.tls = Tls::client(self.config.tls.clone()).expect("TLS client");
+        self.send = SendWindow::new(SendConfig::default());
+        self.receive = ReceiveWindow::new(ReceiveConfig::default());
+        self.tls_out.clear();
+        self.plaintext.clear();
+        self.key_message = None;
+        self.key_server = None;
+        self.send
+            .push(Opcode::SoftResetV1, Vec::new())
+            .expect("empty window");
+    }
+
+    /// The key id before the current one; ids run 0, 1, ..., 7, 1, ...
+    fn previous_key_id(&self) -> KeyId {
+        let previous = match self.key_id.get() {
+            1 => 0,
+            n => n - 1,
+        };
+        KeyId::new(previous).expect("key ids are 0..=7")
+    }
+
+    /// The key id of the data keys in use.
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
     }
 
     fn pump(&mut self) {
@@ -309,11 +362,12 @@ impl Client {
     pub fn encrypt(&mut self, payload: &[u8]) -> Option<Vec<u8>> {
         let framing = self.framing();
         let keys = self.data.as_mut()?;
+        let key_id = self.key_id.get();
         let header: Vec<u8> = match self.peer_id {
-            Some(peer_id) => ((u32::from(Opcode::DataV2.as_u8() << 3) << 24) | peer_id)
+            Some(peer_id) => ((u32::from(Opcode::DataV2.as_u8() << 3 | key_id) << 24) | peer_id)
                 .to_be_bytes()
                 .to_vec(),
-            None => vec![Opcode::DataV1.as_u8() << 3],
+            None => vec![Opcode::DataV1.as_u8() << 3 | key_id],
         };
         let start = keys.encrypt.headroom(header.len()) + 2;
         let mut buf = vec![0u8; start];
@@ -332,7 +386,11 @@ impl Client {
 
     fn decrypt(&mut self, packet: &mut [u8], now: Instant) -> Option<Vec<u8>> {
         let framing = self.framing();
-        let keys = self.data.as_mut()?;
+        let key_id = KeyId::new(packet[0] & 0x07).ok()?;
+        let keys = match &mut self.previous {
+            Some((previous, keys)) if *previous == key_id && key_id != self.key_id => keys,
+            _ => self.data.as_mut()?,
+        };
         let header_len = if packet[0] >> 3 == Opcode::DataV2.as_u8() {
             4
         } else {

@@ -24,6 +24,15 @@ struct Pair {
 }
 
 fn server_config(ca: &TestCa, compression: bool, fallback: &str) -> Arc<SessionConfig> {
+    server_config_with_reneg(ca, compression, fallback, Duration::from_secs(3600))
+}
+
+fn server_config_with_reneg(
+    ca: &TestCa,
+    compression: bool,
+    fallback: &str,
+    reneg_interval: Duration,
+) -> Arc<SessionConfig> {
     let cert = ca.issue("office-server", true, 100);
     let tls =
         tls::server_config(ca.der.clone(), vec![cert.der], cert.key, vec![ca.crl(&[])]).unwrap();
@@ -46,7 +55,7 @@ fn server_config(ca: &TestCa, compression: bool, fallback: &str) -> Arc<SessionC
         keepalive_interval: Duration::from_secs(10),
         keepalive_timeout: Duration::from_secs(60),
         hand_window: Duration::from_secs(60),
-        reneg_interval: Duration::from_secs(3600),
+        reneg_interval,
         tls_mtu: DEFAULT_TLS_MTU,
     })
 }
@@ -340,4 +349,36 @@ fn spoofed_source_is_dropped() {
         matches!(result, Incoming::Dropped("spoofed source")),
         "{result:?}"
     );
+}
+
+#[test]
+fn server_renegotiates_and_data_keeps_flowing() {
+    for (offered, ekm) in [(vec!["AES-256-GCM"], true), (vec![], false)] {
+        let ca = TestCa::new("office CA");
+        let mut client = client_config(&ca, &offered, "AES-128-CBC");
+        client.ekm = ekm;
+        let reneg = Duration::from_secs(20);
+        let config = server_config_with_reneg(&ca, false, "AES-128-CBC", reneg);
+        let mut pair = Pair::new(config, client);
+        pair.run(40);
+        assert!(pair.connected().is_some());
+        let connected_at = pair.now;
+        while pair.now < connected_at + Duration::from_secs(30) {
+            pair.run(1);
+        }
+        let renegotiated = pair.server_events.iter().any(|event| {
+            matches!(event, Event::Renegotiated { common_name, .. } if common_name == "alice")
+        });
+        assert!(renegotiated, "{:?}", pair.server_events);
+        assert_eq!(pair.client.key_id().get(), 1);
+        let mut wire = Vec::new();
+        let server = pair.server.as_mut().unwrap();
+        assert!(server.encrypt(
+            &ip_packet(Ipv4Addr::new(192, 168, 77, 10), b"x"),
+            &mut wire,
+            pair.now
+        ));
+        assert_eq!(wire[0] & 0x07, 1, "server still sends with key id 0");
+        assert_data_both_ways(&mut pair);
+    }
 }
