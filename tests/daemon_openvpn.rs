@@ -439,3 +439,15 @@ fn renegotiation_keeps_traffic_flowing() {
     let handshakes = log.matches("Control Channel: TLS").count();
     assert!(handshakes >= 3, "expected 3 TLS handshakes:\n{log}");
 }
+
+#[test]
+fn client_without_shared_cipher_is_told_why() {
+    let gateway = Gateway::new("nocipher", &[Server::default()]);
+    let profile = gateway.profile("office", "alice");
+    let mut client = gateway.connect(&profile, &["--data-ciphers", "AES-256-CBC"]);
+    let line = client.wait_for_line("AUTH_FAILED", CONNECT_TIMEOUT);
+    assert!(line.is_ok(), "no AUTH_FAILED:\n{}", client.log_tail());
+    let line = line.unwrap();
+    assert!(line.contains("AES-256-CBC"), "{line}");
+    assert!(line.contains("AES-128-CBC"), "{line}");
+}

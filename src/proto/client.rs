@@ -178,7 +178,13 @@ impl Client {
         self.tls.read_plaintext(&mut self.plaintext);
         let awaiting_server_key = self.key_message.is_some() && self.key_server.is_none();
         if awaiting_server_key && let Ok(server) = ServerKeyMessage::parse(&self.plaintext) {
-            self.plaintext.clear();
+            // Text messages may follow in the same read; the server's message re-encodes to
+            // exactly the bytes it took, because a server sends no username or peer info.
+            let used = server
+                .encode()
+                .map(|bytes| bytes.len())
+                .unwrap_or(usize::MAX);
+            self.plaintext.drain(..used.min(self.plaintext.len()));
             self.key_server = Some(server);
             match self.negotiated {
                 // A renegotiation: the new keys take over at once, without a push.

@@ -63,7 +63,9 @@ pub(super) struct Negotiated {
 /// What a finished key method 2 exchange hands the session.
 pub(super) struct KeyExchange {
     pub identity: PeerIdentity,
-    pub negotiated: Negotiated,
+    /// The settings, or why the client is not acceptable (no shared cipher). A refused client
+    /// still gets the server's key message, so it can read the AUTH_FAILED that follows.
+    pub negotiated: Result<Negotiated, String>,
     pub username: Option<String>,
     pub password: Option<String>,
 }
@@ -201,10 +203,10 @@ impl KeyState {
             .peer_identity()
             .ok_or("client presented no readable certificate")?;
         let negotiated = match negotiated {
-            Some(negotiated) => negotiated.clone(),
+            Some(negotiated) => Ok(negotiated.clone()),
             None => {
                 let info = PeerInfo::parse(&client.peer_info);
-                let negotiated = negotiate(config, &client, &info)?;
+                let negotiated = negotiate(config, &client, &info);
                 *peer_info = Some(info);
                 negotiated
             }
@@ -218,7 +220,7 @@ impl KeyState {
             OccProto::Udp
         });
         occ.fallback_cipher = Some(&config.fallback_cipher);
-        if negotiated.framing == CompressionFraming::Lzo {
+        if config.compression {
             occ.compression = OccCompression::V1;
         }
         let options = occ
@@ -236,13 +238,39 @@ impl KeyState {
             .write_plaintext(&encoded)
             .map_err(|error| error.to_string())?;
 
+        if let Ok(negotiated) = &negotiated {
+            self.data_keys =
+                Some(self.derive_keys(config, negotiated, &client, &server, own, peer)?);
+        }
+
+        let password = client
+            .password
+            .as_ref()
+            .and_then(|secret| secret.expose_str().map(str::to_owned));
+        Ok(KeyExchange {
+            identity,
+            negotiated,
+            username: client.username.clone(),
+            password,
+        })
+    }
+
+    fn derive_keys(
+        &self,
+        config: &SessionConfig,
+        negotiated: &Negotiated,
+        client: &ClientKeyMessage,
+        server: &ServerKeyMessage,
+        own: SessionId,
+        peer: SessionId,
+    ) -> Result<DataKeys, String> {
         let mut block = [0u8; KEY_BLOCK_LEN];
         if negotiated.tls_ekm {
             self.tls
                 .export_keying_material(&mut block, EKM_LABEL.as_bytes())
                 .map_err(|error| error.to_string())?;
         } else {
-            let derived = prf_key_block(&client, &server, &peer.0, &own.0);
+            let derived = prf_key_block(client, server, &peer.0, &own.0);
             block.copy_from_slice(derived.as_bytes());
         }
         let replay = if config.tcp {
@@ -258,18 +286,7 @@ impl KeyState {
             replay,
         );
         block.fill(0);
-        self.data_keys = Some(keys.map_err(|error| format!("data channel keys: {error}"))?);
-
-        let password = client
-            .password
-            .as_ref()
-            .and_then(|secret| secret.expose_str().map(str::to_owned));
-        Ok(KeyExchange {
-            identity,
-            negotiated,
-            username: client.username.clone(),
-            password,
-        })
+        keys.map_err(|error| format!("data channel keys: {error}"))
     }
 
     /// Moves pending TLS records into the send window as far as it has room.

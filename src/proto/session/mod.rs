@@ -582,7 +582,7 @@ impl Session {
             }
         };
         if let Some(exchange) = outcome.key_exchange {
-            self.on_key_exchange(index, exchange);
+            self.on_key_exchange(index, exchange, now);
         }
         let key = &self.keys[index];
         if index > 0 && key.phase == KeyPhase::Active && !key.is_retired() {
@@ -597,11 +597,18 @@ impl Session {
         }
     }
 
-    fn on_key_exchange(&mut self, index: usize, exchange: key_state::KeyExchange) {
+    fn on_key_exchange(&mut self, index: usize, exchange: key_state::KeyExchange, now: Instant) {
         let serial = exchange.identity.serial_hex();
         let common_name = exchange.identity.common_name.clone();
+        let negotiated = match exchange.negotiated {
+            Ok(negotiated) => negotiated,
+            Err(reason) => {
+                self.authorize(Authorization::Reject(reason), now);
+                return;
+            }
+        };
         if self.keys[index].key_id.get() == 0 {
-            self.negotiated = Some(exchange.negotiated.clone());
+            self.negotiated = Some(negotiated.clone());
             self.identity = Some((common_name.clone(), serial.clone()));
             let peer_info = self.peer_info.as_ref();
             self.events.push_back(Event::Authenticate(AuthRequest {
@@ -611,7 +618,7 @@ impl Session {
                 password: exchange.password,
                 client_version: peer_info.and_then(|info| info.iv_ver.clone()),
                 client_platform: peer_info.and_then(|info| info.iv_plat.clone()),
-                cipher: exchange.negotiated.cipher.clone(),
+                cipher: negotiated.cipher,
             }));
         } else {
             let same = self

@@ -382,3 +382,20 @@ fn server_renegotiates_and_data_keeps_flowing() {
         assert_data_both_ways(&mut pair);
     }
 }
+
+#[test]
+fn client_without_shared_cipher_gets_auth_failed() {
+    let ca = TestCa::new("office CA");
+    let client = client_config(&ca, &["AES-256-CBC"], "AES-256-CBC");
+    let mut pair = Pair::new(server_config(&ca, false, "AES-128-CBC"), client);
+    pair.run(40);
+    let reason = pair.client_events.iter().find_map(|event| match event {
+        ClientEvent::AuthFailed(reason) => Some(reason.clone()),
+        _ => None,
+    });
+    let reason = reason.expect("client told why");
+    assert!(reason.contains("AES-256-CBC"), "{reason}");
+    assert!(reason.contains("AES-256-GCM:AES-128-GCM"), "{reason}");
+    assert!(pair.server.as_ref().unwrap().is_closed());
+    assert!(pair.connected().is_none());
+}
