@@ -2,6 +2,7 @@
 //! deadlines, and does no I/O.
 
 pub mod client;
+pub mod cookie;
 pub mod data;
 pub mod keymethod;
 pub mod ncp;

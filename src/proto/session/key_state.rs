@@ -98,16 +98,25 @@ impl KeyState {
         config: &SessionConfig,
         key_id: KeyId,
         wrap_overhead: usize,
+        first_message_id: u32,
         now: Instant,
     ) -> Result<Self, crate::proto::tls::TlsError> {
+        let send = SendConfig {
+            first_message_id,
+            ..SendConfig::default()
+        };
+        let receive = ReceiveConfig {
+            first_message_id,
+            ..ReceiveConfig::default()
+        };
         Ok(Self {
             key_id,
             phase: KeyPhase::PreStart,
             created: now,
             retired_at: None,
             tls: Tls::server(config.tls.clone())?,
-            send: SendWindow::new(SendConfig::default()),
-            receive: ReceiveWindow::new(ReceiveConfig::default()),
+            send: SendWindow::new(send),
+            receive: ReceiveWindow::new(receive),
             tls_out: VecDeque::new(),
             records: Vec::new(),
             plaintext: Vec::new(),

@@ -8,6 +8,7 @@
 
 mod data;
 mod key_state;
+mod stateless;
 
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
@@ -144,6 +145,15 @@ pub enum CloseKind {
     Drop,
 }
 
+/// The identifiers a session starts with.
+struct Start {
+    own_session_id: SessionId,
+    peer_session_id: SessionId,
+    /// The first control message id of key 0 in each direction: 0, or 1 when the hard resets
+    /// were exchanged statelessly before the session existed.
+    first_message_id: u32,
+}
+
 /// State of the session as a whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Lifecycle {
@@ -209,10 +219,35 @@ impl Session {
         let mut own = [0u8; 8];
         aws_lc_rs::rand::fill(&mut own)
             .map_err(|_| SessionError::BadFirstPacket("no random bytes".to_owned()))?;
-        let first_key = KeyState::new(&config, KeyId::ZERO, wrap.overhead(), now)?;
-        let mut session = Self {
+        let start = Start {
             own_session_id: SessionId(own),
             peer_session_id: packet.session_id,
+            first_message_id: 0,
+        };
+        let mut session = Self::build(config, wrap, start, peer_id, now, unix_time)?;
+        session.keys[0].start(Opcode::HardResetServerV2);
+        session.handle_control(&plain, now);
+        Ok(session)
+    }
+
+    fn build(
+        config: Arc<SessionConfig>,
+        wrap: ControlWrap,
+        start: Start,
+        peer_id: u32,
+        now: Instant,
+        unix_time: u64,
+    ) -> Result<Self, SessionError> {
+        let first_key = KeyState::new(
+            &config,
+            KeyId::ZERO,
+            wrap.overhead(),
+            start.first_message_id,
+            now,
+        )?;
+        Ok(Self {
+            own_session_id: start.own_session_id,
+            peer_session_id: start.peer_session_id,
             peer_id,
             wrap,
             unix_at_start: unix_time,
@@ -233,10 +268,7 @@ impl Session {
             scratch: Vec::with_capacity(2048),
             decompressed: Vec::new(),
             config,
-        };
-        session.keys[0].start(Opcode::HardResetServerV2);
-        session.handle_control(&plain, now);
-        Ok(session)
+        })
     }
 
     /// Handles one packet received from the client. Data packets are decrypted in place.
@@ -554,7 +586,7 @@ impl Session {
             return None;
         }
         let key_id = self.next_key_id;
-        let key = KeyState::new(&self.config, key_id, self.wrap.overhead(), now).ok()?;
+        let key = KeyState::new(&self.config, key_id, self.wrap.overhead(), 0, now).ok()?;
         self.next_key_id = key_id.next();
         self.keys.push(key);
         let index = self.keys.len() - 1;

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::proto::client::{Client, ClientConfig, ClientEvent};
+use crate::proto::cookie::CookieKey;
 use crate::proto::test_pki::TestCa;
 use crate::proto::tls;
 
@@ -21,6 +22,9 @@ struct Pair {
     sent: usize,
     config: Arc<SessionConfig>,
     accept: bool,
+    /// Start the session statelessly, as the UDP driver does, when set.
+    cookie: Option<CookieKey>,
+    stateless_replies: usize,
 }
 
 fn server_config(ca: &TestCa, compression: bool, fallback: &str) -> Arc<SessionConfig> {
@@ -88,6 +92,8 @@ impl Pair {
             sent: 0,
             config,
             accept: true,
+            cookie: None,
+            stateless_replies: 0,
         }
     }
 
@@ -108,13 +114,45 @@ impl Pair {
                 if self.lost() {
                     continue;
                 }
-                match &mut self.server {
-                    None => {
+                match (&mut self.server, &self.cookie) {
+                    (None, Some(key)) => {
+                        let address: std::net::SocketAddr = "192.0.2.2:40000".parse().unwrap();
+                        let mut reply = Vec::new();
+                        let answered = Session::stateless_reply(
+                            &self.config,
+                            key,
+                            &buf,
+                            address,
+                            unix.into(),
+                            &mut reply,
+                        );
+                        if answered.is_ok() {
+                            self.stateless_replies += 1;
+                            assert!(
+                                reply.len() <= 26,
+                                "stateless reply of {} bytes",
+                                reply.len()
+                            );
+                            self.client.handle_packet(&mut reply, self.now);
+                            continue;
+                        }
+                        let session = Session::from_cookie(
+                            self.config.clone(),
+                            key,
+                            &buf,
+                            address,
+                            3,
+                            self.now,
+                            unix.into(),
+                        );
+                        self.server = Some(session.unwrap());
+                    }
+                    (None, None) => {
                         let session =
                             Session::new(self.config.clone(), &buf, 3, self.now, unix.into());
                         self.server = Some(session.unwrap());
                     }
-                    Some(server) => {
+                    (Some(server), _) => {
                         server.handle_packet(&mut buf, self.now);
                     }
                 }
@@ -398,4 +436,60 @@ fn client_without_shared_cipher_gets_auth_failed() {
     assert!(reason.contains("AES-256-GCM:AES-128-GCM"), "{reason}");
     assert!(pair.server.as_ref().unwrap().is_closed());
     assert!(pair.connected().is_none());
+}
+
+#[test]
+fn stateless_handshake_connects() {
+    let ca = TestCa::new("office CA");
+    let client = client_config(&ca, &["AES-256-GCM"], "AES-128-CBC");
+    let mut pair = Pair::new(server_config(&ca, false, "AES-128-CBC"), client);
+    pair.cookie = Some(CookieKey::new([5; 16]));
+    pair.run(40);
+    assert_eq!(pair.stateless_replies, 1);
+    assert!(pair.connected().is_some(), "{:?}", pair.server_events);
+    assert_data_both_ways(&mut pair);
+}
+
+#[test]
+fn cookie_from_another_address_is_rejected() {
+    let ca = TestCa::new("office CA");
+    let config = server_config(&ca, false, "AES-128-CBC");
+    let key = CookieKey::new([5; 16]);
+    let mut client = Client::new(client_config(&ca, &["AES-256-GCM"], "AES-128-CBC"));
+    let now = Instant::now();
+    let unix = 1_700_000_000;
+    let mut reset = Vec::new();
+    assert!(client.poll_transmit(now, unix as u32, &mut reset));
+    let real: std::net::SocketAddr = "192.0.2.2:40000".parse().unwrap();
+    let spoofed: std::net::SocketAddr = "192.0.2.99:40000".parse().unwrap();
+    let mut reply = Vec::new();
+    Session::stateless_reply(&config, &key, &reset, real, unix, &mut reply).unwrap();
+    client.handle_packet(&mut reply, now);
+    let mut proof = Vec::new();
+    assert!(client.poll_transmit(now, unix as u32, &mut proof));
+    let from_elsewhere = Session::from_cookie(config.clone(), &key, &proof, spoofed, 3, now, unix);
+    assert!(from_elsewhere.is_err());
+    let too_late = Session::from_cookie(config.clone(), &key, &proof, real, 3, now, unix + 90);
+    assert!(too_late.is_err());
+    let in_time = Session::from_cookie(config, &key, &proof, real, 3, now, unix + 20);
+    assert!(in_time.is_ok());
+}
+
+#[test]
+fn stateless_reply_ignores_other_packets() {
+    let ca = TestCa::new("office CA");
+    let config = server_config(&ca, false, "AES-128-CBC");
+    let key = CookieKey::new([5; 16]);
+    let client: std::net::SocketAddr = "192.0.2.2:40000".parse().unwrap();
+    let mut out = Vec::new();
+    for junk in [
+        &[][..],
+        &[0x38],
+        &[0x20; 30],
+        &[0x38, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 1],
+    ] {
+        let answered =
+            Session::stateless_reply(&config, &key, junk, client, 1_700_000_000, &mut out);
+        assert!(answered.is_err(), "answered {junk:?}");
+    }
 }
