@@ -1,9 +1,11 @@
 //! The session operations the daemon calls, as a trait, so that the session table can be tested
 //! with a scripted session in place of the protocol core.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::proto::cookie::CookieKey;
 use crate::proto::session::{
     Authorization, CloseKind, Event, Incoming, Session, SessionConfig, SessionError,
 };
@@ -17,6 +19,34 @@ pub(crate) trait DrivenSession: Sized + Send {
         now: Instant,
         unix_time: u64,
     ) -> Result<Self, SessionError>;
+    /// Answers a hard reset without state (see [`crate::proto::cookie`]). Scripted sessions
+    /// in tests answer nothing.
+    fn stateless_reply(
+        _config: &SessionConfig,
+        _key: &CookieKey,
+        _packet: &[u8],
+        _client: SocketAddr,
+        _unix_time: u64,
+        _out: &mut Vec<u8>,
+    ) -> Result<(), SessionError> {
+        Err(SessionError::BadFirstPacket(
+            "stateless start unsupported".to_owned(),
+        ))
+    }
+    /// Creates a session from a packet that echoes a stateless reply's cookie.
+    fn create_from_cookie(
+        _config: Arc<SessionConfig>,
+        _key: &CookieKey,
+        _packet: &[u8],
+        _client: SocketAddr,
+        _peer_id: u32,
+        _now: Instant,
+        _unix_time: u64,
+    ) -> Result<Self, SessionError> {
+        Err(SessionError::BadFirstPacket(
+            "stateless start unsupported".to_owned(),
+        ))
+    }
     fn handle_packet(&mut self, packet: &mut [u8], now: Instant) -> Incoming<'_>;
     fn encrypt(&mut self, ip_packet: &[u8], out: &mut Vec<u8>, now: Instant) -> bool;
     fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool;
@@ -37,6 +67,29 @@ impl DrivenSession for Session {
         unix_time: u64,
     ) -> Result<Self, SessionError> {
         Session::new(config, first_packet, peer_id, now, unix_time)
+    }
+
+    fn stateless_reply(
+        config: &SessionConfig,
+        key: &CookieKey,
+        packet: &[u8],
+        client: SocketAddr,
+        unix_time: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SessionError> {
+        Session::stateless_reply(config, key, packet, client, unix_time, out)
+    }
+
+    fn create_from_cookie(
+        config: Arc<SessionConfig>,
+        key: &CookieKey,
+        packet: &[u8],
+        client: SocketAddr,
+        peer_id: u32,
+        now: Instant,
+        unix_time: u64,
+    ) -> Result<Self, SessionError> {
+        Session::from_cookie(config, key, packet, client, peer_id, now, unix_time)
     }
 
     fn handle_packet(&mut self, packet: &mut [u8], now: Instant) -> Incoming<'_> {

@@ -14,6 +14,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use tun_rs::AsyncDevice;
 
 use crate::config::{Gateway, Protocol, SslServer};
+use crate::proto::cookie::CookieKey;
 use crate::proto::session::{DEFAULT_TLS_MTU, Session, SessionConfig};
 use crate::proto::wrap::WrapConfig;
 
@@ -161,7 +162,10 @@ impl Server {
 
         let session_config = Arc::new(session_config(config, tls));
         let pool = open_pool(config);
-        let sessions = Sessions::new(config, session_config, pool, admission.clone(), revoked);
+        let mut sessions = Sessions::new(config, session_config, pool, admission.clone(), revoked);
+        if config.protocol == Protocol::Udp {
+            sessions = sessions.with_cookie(CookieKey::random());
+        }
         Ok(Self {
             config: config.clone(),
             pki_dir: gateway.pki_dir.clone(),

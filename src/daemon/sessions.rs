@@ -13,6 +13,7 @@ use ipnet::Ipv4Net;
 use tracing::{debug, info};
 
 use crate::config::{Protocol, SslServer};
+use crate::proto::cookie::CookieKey;
 use crate::proto::session::{ClientNetwork, CloseKind, Event, Incoming, SessionConfig};
 
 use super::addresses::AddressPool;
@@ -116,6 +117,9 @@ pub(crate) struct Sessions<S> {
     next_peer_id: u32,
     pub(crate) counters: Counters,
     buffer: Vec<u8>,
+    /// The key of stateless UDP handshakes; None starts sessions from the hard reset itself.
+    cookie: Option<CookieKey>,
+    reply_limiter: stateless::ReplyLimiter,
 }
 
 impl<S: DrivenSession> Sessions<S> {
@@ -144,7 +148,15 @@ impl<S: DrivenSession> Sessions<S> {
             next_peer_id: 0,
             counters: Counters::default(),
             buffer: Vec::with_capacity(2048),
+            cookie: None,
+            reply_limiter: stateless::ReplyLimiter::new(),
         }
+    }
+
+    /// Starts UDP sessions statelessly with `key` (see [`crate::proto::cookie`]).
+    pub(crate) fn with_cookie(mut self, key: CookieKey) -> Self {
+        self.cookie = Some(key);
+        self
     }
 
     /// Takes a connection id that no session or TCP connection uses.
@@ -201,6 +213,10 @@ impl<S: DrivenSession> Sessions<S> {
         }
         if let Some(conn) = self.session_of_peer_id(packet) {
             self.float(io, conn, remote, local, packet, now);
+            return;
+        }
+        if self.cookie.is_some() {
+            self.receive_unknown(io, remote, local, packet, now);
             return;
         }
         let link = Link {
@@ -553,5 +569,6 @@ fn unix_time() -> u64 {
 }
 
 mod auth;
+mod stateless;
 #[cfg(test)]
 mod tests;

@@ -351,18 +351,37 @@ impl TestBed {
         if reverse {
             args.push("--reverse");
         }
-        let output = self.exec(ns, "iperf3", &args);
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "iperf3 to {target} failed: {stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let report: serde_json::Value =
-            serde_json::from_str(&stdout).expect("iperf3 --json prints one JSON object");
-        report["end"]["sum_received"]["bits_per_second"]
-            .as_f64()
-            .unwrap_or_else(|| panic!("no end.sum_received.bits_per_second in: {stdout}"))
+        // The iperf3 server resets the connections of a test that has just ended while
+        // tunnelled segments are still arriving, and can refuse the next test for a moment.
+        // Such a refusal is retried; any other failure fails the test.
+        const ATTEMPTS: u32 = 3;
+        for attempt in 1..=ATTEMPTS {
+            let output = self.exec(ns, "iperf3", &args);
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|_| {
+                panic!(
+                    "iperf3 to {target} printed no JSON: {stdout}\n{}",
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            });
+            if let Some(error) = report["error"].as_str() {
+                let refused = error.contains("reset by peer") || error.contains("busy");
+                if refused && attempt < ATTEMPTS {
+                    eprintln!("iperf3 to {target} refused ({error}); retrying");
+                    thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+                panic!("iperf3 to {target} failed: {error}");
+            }
+            assert!(
+                output.status.success(),
+                "iperf3 to {target} failed: {stdout}"
+            );
+            return report["end"]["sum_received"]["bits_per_second"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no end.sum_received.bits_per_second in: {stdout}"));
+        }
+        unreachable!("the last attempt returns or panics")
     }
 }
 

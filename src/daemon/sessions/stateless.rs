@@ -1,0 +1,203 @@
+//! The stateless start of UDP sessions: unknown addresses get a cookie reply to their hard
+//! reset, at a limited rate, and a session only once they echo the cookie.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use tracing::debug;
+
+use super::{DrivenSession, Entry, Io, Link, Sessions, unix_time};
+use crate::proto::cookie::CookieKey;
+
+/// Stateless replies the server sends per window, across all sources and per source address.
+/// A spoofed flood thus earns at most this many small replies, while a real client, which
+/// repeats its hard reset every 2 seconds, soon gets through.
+const REPLIES_PER_WINDOW: u32 = 200;
+const REPLIES_PER_SOURCE: u32 = 8;
+const WINDOW: Duration = Duration::from_secs(10);
+/// Sources the per-source limit tracks; when more send within one window, the table is
+/// cleared, so its memory stays bounded.
+const MAX_TRACKED_SOURCES: usize = 4096;
+
+/// Limits replies to unknown peers, globally and per source address.
+#[derive(Debug)]
+pub(crate) struct ReplyLimiter {
+    window_start: Option<Instant>,
+    replies: u32,
+    per_source: HashMap<IpAddr, u32>,
+}
+
+impl ReplyLimiter {
+    pub(crate) fn new() -> Self {
+        Self {
+            window_start: None,
+            replies: 0,
+            per_source: HashMap::new(),
+        }
+    }
+
+    /// Counts a reply to `source` and says whether it may be sent.
+    pub(crate) fn allow(&mut self, source: IpAddr, now: Instant) -> bool {
+        let expired = self
+            .window_start
+            .is_none_or(|start| now.saturating_duration_since(start) >= WINDOW);
+        if expired {
+            self.window_start = Some(now);
+            self.replies = 0;
+            self.per_source.clear();
+        }
+        if self.replies >= REPLIES_PER_WINDOW {
+            return false;
+        }
+        if self.per_source.len() >= MAX_TRACKED_SOURCES && !self.per_source.contains_key(&source) {
+            self.per_source.clear();
+        }
+        let count = self.per_source.entry(source).or_default();
+        if *count >= REPLIES_PER_SOURCE {
+            return false;
+        }
+        *count += 1;
+        self.replies += 1;
+        true
+    }
+}
+
+impl<S: DrivenSession> Sessions<S> {
+    /// Handles a packet from an unknown UDP address on a server with a cookie key: answers a
+    /// hard reset statelessly, or starts the session from a packet that echoes the cookie.
+    pub(super) fn receive_unknown(
+        &mut self,
+        io: &mut impl Io,
+        remote: SocketAddr,
+        local: Option<IpAddr>,
+        packet: &[u8],
+        now: Instant,
+    ) {
+        let Some(key) = self.cookie.clone() else {
+            return;
+        };
+        let first = packet.first().map(|byte| byte >> 3);
+        if first == Some(super::OPCODE_HARD_RESET_CLIENT_V2) {
+            self.answer_hard_reset(io, &key, remote, local, packet, now);
+            return;
+        }
+        if self.handshaking >= super::MAX_HANDSHAKING {
+            self.ignore(remote, "too many handshakes in progress");
+            return;
+        }
+        let Some(peer_id) = self.allocate_peer_id() else {
+            self.ignore(remote, "no free peer-id");
+            return;
+        };
+        let config = self.config.clone();
+        let session =
+            match S::create_from_cookie(config, &key, packet, remote, peer_id, now, unix_time()) {
+                Ok(session) => session,
+                Err(_) => {
+                    self.ignore(remote, "no valid cookie");
+                    return;
+                }
+            };
+        let link = Link {
+            conn: self.new_conn_id(),
+            remote,
+            local,
+        };
+        let entry = Entry {
+            session,
+            link,
+            peer_id,
+            client: None,
+            close_reason: None,
+        };
+        self.entries.insert(link.conn, entry);
+        self.by_peer_id.insert(peer_id, link.conn);
+        self.by_remote.insert(remote, link.conn);
+        self.handshaking += 1;
+        debug!(%remote, peer_id, "session started after the cookie was echoed");
+        self.drain(io, link.conn, now);
+    }
+
+    fn answer_hard_reset(
+        &mut self,
+        io: &mut impl Io,
+        key: &CookieKey,
+        remote: SocketAddr,
+        local: Option<IpAddr>,
+        packet: &[u8],
+        now: Instant,
+    ) {
+        if !self.reply_limiter.allow(remote.ip(), now) {
+            self.ignore(remote, "stateless reply rate limit");
+            return;
+        }
+        let mut reply = std::mem::take(&mut self.buffer);
+        let answered =
+            S::stateless_reply(&self.config, key, packet, remote, unix_time(), &mut reply);
+        if answered.is_ok() {
+            let link = Link {
+                conn: self.new_conn_id(),
+                remote,
+                local,
+            };
+            io.send(link, &reply);
+        } else {
+            self.ignore(remote, "malformed hard reset");
+        }
+        self.buffer = reply;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(last: u8) -> IpAddr {
+        IpAddr::from([192, 0, 2, last])
+    }
+
+    #[test]
+    fn limiter_caps_each_source() {
+        let mut limiter = ReplyLimiter::new();
+        let now = Instant::now();
+        for _ in 0..REPLIES_PER_SOURCE {
+            assert!(limiter.allow(source(1), now));
+        }
+        assert!(!limiter.allow(source(1), now));
+        assert!(limiter.allow(source(2), now));
+    }
+
+    #[test]
+    fn limiter_caps_all_sources_together() {
+        let mut limiter = ReplyLimiter::new();
+        let now = Instant::now();
+        let mut allowed = 0;
+        for port in 0..1000u32 {
+            let address = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + port));
+            allowed += u32::from(limiter.allow(address, now));
+        }
+        assert_eq!(allowed, REPLIES_PER_WINDOW);
+    }
+
+    #[test]
+    fn limiter_resets_after_window() {
+        let mut limiter = ReplyLimiter::new();
+        let now = Instant::now();
+        for _ in 0..REPLIES_PER_SOURCE {
+            limiter.allow(source(1), now);
+        }
+        assert!(!limiter.allow(source(1), now + WINDOW / 2));
+        assert!(limiter.allow(source(1), now + WINDOW));
+    }
+
+    #[test]
+    fn limiter_memory_is_bounded() {
+        let mut limiter = ReplyLimiter::new();
+        let now = Instant::now();
+        for n in 0..20_000u32 {
+            limiter.allow(IpAddr::from(std::net::Ipv4Addr::from(n)), now);
+        }
+        assert!(limiter.per_source.len() <= MAX_TRACKED_SOURCES);
+    }
+}
