@@ -77,7 +77,7 @@ impl CookieKey {
 /// The time slot of `unix_time`: slots last half the handshake window, as in OpenVPN, so a
 /// reply stays valid for between one half and one whole window.
 pub fn time_slot(unix_time: u64, hand_window: Duration) -> u64 {
-    let length = (hand_window.as_secs() + 1) / 2;
+    let length = hand_window.as_secs().div_ceil(2);
     unix_time / length.max(1)
 }
 
