@@ -100,7 +100,8 @@ mod tests {
         assert_eq!(time_slot(0, WINDOW), 0);
         assert_eq!(time_slot(29, WINDOW), 0);
         assert_eq!(time_slot(30, WINDOW), 1);
-        assert_eq!(time_slot(61, Duration::from_secs(61)), 2);
+        assert_eq!(time_slot(61, Duration::from_secs(61)), 1);
+        assert_eq!(time_slot(62, Duration::from_secs(61)), 2);
     }
 
     #[test]
