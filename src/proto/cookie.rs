@@ -1,7 +1,7 @@
 //! The stateless handshake of UDP servers: the server's session id is a keyed hash of a time
 //! slot, the client's address and the client's session id.
 //!
-//! The server answers a client's hard reset without keeping any state, and creates the session
+//! The server replies to a client's hard reset without keeping any state, and creates the session
 //! only when a later packet from the same address echoes a session id that hashes correctly
 //! for the current or the previous time slot. A flood of hard resets from spoofed addresses
 //! therefore costs no memory and earns one small reply each, never the TLS flight. OpenVPN 2.6
@@ -40,7 +40,7 @@ impl CookieKey {
         Self::new(key)
     }
 
-    /// The server's session id for `client` in time slot `slot`.
+    /// Computes the server's session id for `client` in time slot `slot`.
     pub fn session_id(
         &self,
         slot: u64,
@@ -74,7 +74,7 @@ impl CookieKey {
     }
 }
 
-/// The time slot of `unix_time`: slots last half the handshake window, as in OpenVPN, so a
+/// Returns the time slot of `unix_time`. Slots last half the handshake window, as in OpenVPN, so a
 /// reply stays valid for between one half and one whole window.
 pub fn time_slot(unix_time: u64, hand_window: Duration) -> u64 {
     let length = hand_window.as_secs().div_ceil(2);

@@ -37,7 +37,7 @@ impl ReplyLimiter {
         }
     }
 
-    /// Counts a reply to `source` and says whether it may be sent.
+    /// Counts a reply to `source` and returns whether it may be sent.
     pub(crate) fn allow(&mut self, source: IpAddr, now: Instant) -> bool {
         let expired = self
             .window_start
@@ -64,7 +64,7 @@ impl ReplyLimiter {
 }
 
 impl<S: DrivenSession> Sessions<S> {
-    /// Handles a packet from an unknown UDP address on a server with a cookie key: answers a
+    /// Handles a packet from an unknown UDP address on a server with a cookie key: replies to a
     /// hard reset statelessly, or starts the session from a packet that echoes the cookie.
     pub(super) fn receive_unknown(
         &mut self,
