@@ -42,6 +42,9 @@ const PACKET_QUEUE: usize = 1024;
 /// Open TCP connections beyond `max_connections`, for clients still in their handshake.
 // NOTE: a guessed allowance; connections beyond it are closed at once.
 const EXTRA_TCP_CONNECTIONS: usize = 64;
+/// Open TCP connections from one source address. Offices behind one NAT address need a few;
+/// one host opening hundreds to exhaust the server's slots does not get them.
+const MAX_TCP_CONNECTIONS_PER_SOURCE: usize = 16;
 /// Time connection tasks get at shutdown to write the packets queued for them.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
 /// Room for any IPv4 packet or UDP datagram.
@@ -260,6 +263,15 @@ impl Server {
                 Wake::Accepted(Ok((stream, remote))) => {
                     if connections.len() >= self.max_tcp_connections {
                         debug!(%remote, "closed a TCP connection: too many open connections");
+                        continue;
+                    }
+                    let from_source = connections
+                        .values()
+                        .filter(|connection| connection.remote.ip() == remote.ip())
+                        .count();
+                    if from_source >= MAX_TCP_CONNECTIONS_PER_SOURCE {
+                        self.sessions.counters.ignored += 1;
+                        debug!(%remote, "closed a TCP connection: too many from this address");
                         continue;
                     }
                     let conn = self.sessions.new_conn_id();

@@ -14,6 +14,7 @@
 #![allow(dead_code)]
 
 pub mod capture;
+pub mod gateway;
 pub mod netns;
 pub mod openvpn;
 pub mod pcap;
