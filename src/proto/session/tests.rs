@@ -19,6 +19,10 @@ struct Pair {
     client_events: Vec<ClientEvent>,
     /// Every n-th packet in each direction is lost (0: none).
     loss_every: usize,
+    /// Every n-th packet in each direction arrives twice (0: none).
+    duplicate_every: usize,
+    /// Each burst of packets arrives in reverse order.
+    reorder: bool,
     sent: usize,
     config: Arc<SessionConfig>,
     accept: bool,
@@ -89,6 +93,8 @@ impl Pair {
             server_events: Vec::new(),
             client_events: Vec::new(),
             loss_every: 0,
+            duplicate_every: 0,
+            reorder: false,
             sent: 0,
             config,
             accept: true,
@@ -102,6 +108,24 @@ impl Pair {
         self.loss_every != 0 && self.sent.is_multiple_of(self.loss_every)
     }
 
+    /// Applies the network's faults to one burst of packets: loss, duplication, reordering.
+    fn disturb(&mut self, packets: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+        let mut delivered = Vec::with_capacity(packets.len());
+        for packet in packets {
+            if self.lost() {
+                continue;
+            }
+            if self.duplicate_every != 0 && self.sent.is_multiple_of(self.duplicate_every) {
+                delivered.push(packet.clone());
+            }
+            delivered.push(packet);
+        }
+        if self.reorder {
+            delivered.reverse();
+        }
+        delivered
+    }
+
     /// Moves packets both ways until neither side sends, then advances time to the next
     /// deadline. Runs `rounds` times.
     fn run(&mut self, rounds: usize) {
@@ -109,11 +133,12 @@ impl Pair {
         for _ in 0..rounds {
             let unix = 1_700_000_000 + (self.now - self.start).as_secs() as u32;
             let mut moved = false;
+            let mut outbound = Vec::new();
             while self.client.poll_transmit(self.now, unix, &mut buf) {
                 moved = true;
-                if self.lost() {
-                    continue;
-                }
+                outbound.push(buf.clone());
+            }
+            for mut buf in self.disturb(outbound) {
                 match (&mut self.server, &self.cookie) {
                     (None, Some(key)) => {
                         let address: std::net::SocketAddr = "192.0.2.2:40000".parse().unwrap();
@@ -176,11 +201,9 @@ impl Pair {
                 while server.poll_transmit(self.now, &mut buf) {
                     packets.push(buf.clone());
                 }
-                for mut packet in packets {
-                    moved = true;
-                    if !self.lost() {
-                        self.client.handle_packet(&mut packet, self.now);
-                    }
+                moved |= !packets.is_empty();
+                for mut packet in self.disturb(packets) {
+                    self.client.handle_packet(&mut packet, self.now);
                 }
             }
             while let Some(event) = self.client.poll_event() {
@@ -302,6 +325,25 @@ fn comp_lzo_framing_moves_data() {
     let mut pair = Pair::new(server_config(&ca, true, "AES-128-CBC"), client);
     pair.run(40);
     assert!(pair.connected().is_some());
+    assert_data_both_ways(&mut pair);
+}
+
+#[test]
+fn handshake_survives_duplication_and_reordering() {
+    let ca = TestCa::new("office CA");
+    let client = client_config(&ca, &["AES-256-GCM"], "AES-128-CBC");
+    let mut pair = Pair::new(server_config(&ca, false, "AES-128-CBC"), client);
+    pair.duplicate_every = 2;
+    pair.reorder = true;
+    for _ in 0..400 {
+        if pair.connected().is_some() {
+            break;
+        }
+        pair.run(1);
+    }
+    assert!(pair.connected().is_some(), "{:?}", pair.server_events);
+    pair.duplicate_every = 0;
+    pair.reorder = false;
     assert_data_both_ways(&mut pair);
 }
 
