@@ -218,6 +218,7 @@ fn ssl_server(protocol: Protocol) -> SslServer {
         compression: false,
         two_factor: false,
         topology: Topology::Net30,
+        auth: None,
     }
 }
 
