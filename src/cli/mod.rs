@@ -98,15 +98,6 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
 
 fn serve(path: &Path) -> anyhow::Result<ExitCode> {
     let config = load_config(path)?;
-    // TODO: check usernames and passwords; until then a server that promises two-factor
-    // authentication must not start and admit clients on their certificate alone.
-    if let Some(server) = config.ssl_servers.iter().find(|server| server.two_factor) {
-        anyhow::bail!(
-            "SSL server {:?} has two_factor = true, which this build cannot enforce yet; \
-             set two_factor = false to serve with certificates only",
-            server.name
-        );
-    }
     sslvpn::daemon::serve(&config).context("sslvpn serve failed")?;
     Ok(ExitCode::SUCCESS)
 }

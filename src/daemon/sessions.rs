@@ -12,8 +12,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use ipnet::Ipv4Net;
 use tracing::{debug, info};
 
+use crate::auth::token::SessionToken;
 use crate::config::{Protocol, SslServer};
-use crate::proto::session::{ClientNetwork, CloseKind, Event, Incoming, SessionConfig};
+use crate::proto::session::{
+    AuthRequest, ClientNetwork, CloseKind, Event, Incoming, SessionConfig,
+};
 
 use super::addresses::AddressPool;
 use super::admission::Admission;
@@ -85,6 +88,10 @@ struct Client {
     network: ClientNetwork,
     /// Data-channel cipher, once the session is established.
     cipher: Option<String>,
+    /// The username a two-factor server accepted.
+    username: Option<String>,
+    /// The token pushed to a two-factor client, which its renegotiations must send.
+    auth_token: Option<SessionToken>,
 }
 
 struct Entry<S> {
@@ -92,6 +99,8 @@ struct Entry<S> {
     link: Link,
     peer_id: u32,
     client: Option<Client>,
+    /// The client's request while its password check runs.
+    awaiting: Option<AuthRequest>,
     /// The reason the session ends. The first reason recorded wins.
     close_reason: Option<String>,
 }
@@ -111,6 +120,9 @@ pub(crate) struct Sessions<S> {
     by_name: HashMap<String, ConnId>,
     /// Sessions without a client yet.
     handshaking: usize,
+    /// Password checks and the throttle; None unless the server uses two-factor
+    /// authentication.
+    two_factor: Option<TwoFactor>,
     timers: Timers,
     next_conn: ConnId,
     next_peer_id: u32,
@@ -139,6 +151,7 @@ impl<S: DrivenSession> Sessions<S> {
             by_address: HashMap::new(),
             by_name: HashMap::new(),
             handshaking: 0,
+            two_factor: TwoFactor::for_server(server),
             timers: Timers::default(),
             next_conn: 0,
             next_peer_id: 0,
@@ -306,6 +319,7 @@ impl<S: DrivenSession> Sessions<S> {
             link,
             peer_id,
             client: None,
+            awaiting: None,
             close_reason: None,
         };
         self.entries.insert(link.conn, entry);
@@ -430,7 +444,9 @@ impl<S: DrivenSession> Sessions<S> {
             Event::Renegotiated {
                 common_name,
                 serial_hex,
-            } => self.renegotiated(conn, common_name, &serial_hex, now),
+                username,
+                password,
+            } => self.renegotiated(conn, common_name, &serial_hex, username, password, now),
             Event::Closed { reason } => {
                 if let Some(entry) = self.entries.get_mut(&conn) {
                     entry.close_reason.get_or_insert(reason);
@@ -484,6 +500,7 @@ impl<S: DrivenSession> Sessions<S> {
                 self.admission.release();
                 info!(
                     common_name = %client.common_name,
+                    username = client.username.as_deref().unwrap_or(""),
                     real_address = %entry.link.remote,
                     virtual_address = %address,
                     cipher = client.cipher.as_deref().unwrap_or("none yet"),
@@ -555,3 +572,7 @@ fn unix_time() -> u64 {
 mod auth;
 #[cfg(test)]
 mod tests;
+mod two_factor;
+
+pub(crate) use two_factor::CheckResult;
+use two_factor::TwoFactor;
