@@ -101,6 +101,10 @@ impl LocalUsers {
         self.users.is_empty()
     }
 
+    pub fn contains(&self, username: &str) -> bool {
+        self.users.hash_of(username).is_some()
+    }
+
     /// Verifies a password on the blocking thread pool.
     pub async fn check(&self, check: &CredentialCheck) -> Verdict {
         let Ok(_permit) = self.verifications.acquire().await else {

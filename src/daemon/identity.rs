@@ -62,16 +62,16 @@ pub(crate) fn open_backend(
 }
 
 impl UsersWatch {
-    /// Rereads the users file when its stamp changed, and swaps it into `backend`. An invalid
-    /// file keeps the previous users in force.
-    pub(crate) fn reload_if_changed(&mut self, backend: &mut Backend) {
+    /// Rereads the users file when its stamp changed, swaps it into `backend` and returns
+    /// the new users. An invalid file keeps the previous users in force.
+    pub(crate) fn reload_if_changed(&mut self, backend: &mut Backend) -> Option<Arc<LocalUsers>> {
         let stamp = file_stamp(std::fs::metadata(&self.path));
         if stamp == self.seen {
-            return;
+            return None;
         }
         self.seen = stamp;
         let Backend::Local(current) = backend else {
-            return;
+            return None;
         };
         match UserFile::load_or_empty(&self.path) {
             Ok(users) => {
@@ -81,12 +81,16 @@ impl UsersWatch {
                     "users file changed: users reloaded"
                 );
                 *current = Arc::new(current.replace(users));
+                Some(current.clone())
             }
-            Err(error) => warn!(
-                users_file = %self.path.display(),
-                %error,
-                "users file changed but could not be loaded; the previous users stay in force"
-            ),
+            Err(error) => {
+                warn!(
+                    users_file = %self.path.display(),
+                    %error,
+                    "users file changed but could not be loaded; the previous users stay in force"
+                );
+                None
+            }
         }
     }
 }

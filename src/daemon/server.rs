@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
 use tun_rs::AsyncDevice;
 
-use crate::auth::Backend;
+use crate::auth::{Backend, LocalUsers};
 use crate::config::{Gateway, Protocol, SslServer};
 use crate::proto::session::{DEFAULT_TLS_MTU, Session, SessionConfig};
 use crate::proto::wrap::WrapConfig;
@@ -232,13 +232,12 @@ impl Server {
                 Some(_) = checks.join_next(), if !checks.is_empty() => Wake::CheckEnded,
             };
             let now = Instant::now();
-            let reloaded = match wake {
+            let (reloaded, users) = match wake {
                 Wake::CrlPoll => {
-                    self.reload_users_if_changed();
                     self.sessions.prune_throttle(now);
-                    self.reload_if_crl_changed()
+                    (self.reload_if_crl_changed(), self.reload_users_if_changed())
                 }
-                _ => None,
+                _ => (None, None),
             };
             let mut io = Outputs {
                 listener: &self.listener,
@@ -309,6 +308,13 @@ impl Server {
                         self.sessions
                             .update_credentials(&mut io, config, revoked, now);
                     }
+                    if let Some(users) = users {
+                        self.sessions.close_removed_users(
+                            &mut io,
+                            |name| users.contains(name),
+                            now,
+                        );
+                    }
                 }
                 Wake::Checked(result) => self.sessions.finish_password_check(&mut io, result, now),
                 Wake::ConnectionEnded | Wake::CheckEnded => {}
@@ -368,11 +374,12 @@ impl Server {
         }
     }
 
-    /// Rereads the users file of the local backend when it changed.
-    fn reload_users_if_changed(&mut self) {
-        if let (Some(users), Some(backend)) = (&mut self.users, &mut self.backend) {
-            users.reload_if_changed(backend);
-        }
+    /// Rereads the users file of the local backend when it changed, returning the new users.
+    fn reload_users_if_changed(&mut self) -> Option<Arc<LocalUsers>> {
+        let (Some(users), Some(backend)) = (&mut self.users, &mut self.backend) else {
+            return None;
+        };
+        users.reload_if_changed(backend)
     }
 
     /// Rebuilds the session configuration and the revoked serials when the CRL file changed.

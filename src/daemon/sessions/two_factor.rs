@@ -17,7 +17,7 @@ use crate::auth::token::{SessionToken, looks_like_token};
 use crate::auth::{CredentialCheck, Verdict};
 use crate::config::SslServer;
 use crate::proto::keymethod::Secret;
-use crate::proto::session::{AuthRequest, Authorization};
+use crate::proto::session::{AuthRequest, Authorization, CloseKind};
 
 use super::super::credentials::normalize_serial;
 use super::super::driven::DrivenSession;
@@ -296,6 +296,28 @@ impl<S: DrivenSession> Sessions<S> {
             Some(password) if token.matches(password.expose()) => Ok(()),
             Some(_) => Err("renegotiation sent a wrong session token".to_owned()),
             None => Err("renegotiation sent no session token".to_owned()),
+        }
+    }
+
+    /// Ends the sessions of clients whose username `exists` no longer accepts, after their
+    /// user was removed from the users file.
+    pub(crate) fn close_removed_users(
+        &mut self,
+        io: &mut impl Io,
+        exists: impl Fn(&str) -> bool,
+        now: Instant,
+    ) {
+        let removed: Vec<(ConnId, String)> = self
+            .entries
+            .iter()
+            .filter_map(|(&conn, entry)| {
+                let username = entry.client.as_ref()?.username.as_ref()?;
+                (!exists(username)).then(|| (conn, username.clone()))
+            })
+            .collect();
+        for (conn, username) in removed {
+            info!(%username, "closing the connection of a removed user");
+            self.close_session(io, conn, CloseKind::Drop, "user removed", now);
         }
     }
 

@@ -481,3 +481,17 @@ fn certificate_only_server_queues_no_checks() {
     assert!(io.sent_text_to(remote(1000), "PUSH_REPLY"));
     assert!(!io.sent_text_to(remote(1000), "auth-token"));
 }
+
+#[test]
+fn removed_user_is_disconnected() {
+    let admission = Admission::new(10);
+    let mut sessions = two_factor_table(&admission, 5, false, HashSet::new());
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    accepted_alice(&mut sessions, &mut io, now);
+    sessions.close_removed_users(&mut io, |name| name == "alice", now);
+    assert_eq!(sessions.len(), 1, "alice still exists");
+    sessions.close_removed_users(&mut io, |name| name == "bob", now);
+    assert_eq!(sessions.len(), 0);
+    assert_eq!(admission.active(), 0);
+}
