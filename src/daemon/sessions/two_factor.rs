@@ -260,7 +260,7 @@ impl<S: DrivenSession> Sessions<S> {
         };
         info!(
             common_name = %request.common_name,
-            username = request.username.as_deref().unwrap_or(""),
+            username = %request.username.as_deref().unwrap_or(""),
             real_address = %entry.link.remote,
             %reason,
             "client rejected"
