@@ -86,6 +86,24 @@ impl Gateway {
         self.config.to_str().expect("UTF-8 path")
     }
 
+    /// Stops the daemon with SIGTERM and starts a new one on the same configuration.
+    fn restart(&mut self) {
+        self.daemon.signal(libc::SIGTERM);
+        let status = self.daemon.wait_timeout(Duration::from_secs(10));
+        assert!(
+            status.is_some_and(|status| status.success()),
+            "{}",
+            self.daemon.log_tail()
+        );
+        let binary = env!("CARGO_BIN_EXE_sslvpn");
+        let config = self.config().to_owned();
+        let mut daemon = self
+            .bed
+            .spawn(Ns::Gateway, binary, &["serve", "--config", &config]);
+        daemon.expect_line(STARTED, Duration::from_secs(20));
+        self.daemon = daemon;
+    }
+
     /// Creates a certificate and exports its profile; returns the profile's path.
     fn profile(&self, name: &str) -> PathBuf {
         let config = self.config();
@@ -288,6 +306,46 @@ fn renegotiation_uses_the_session_token() {
     );
     let connected = gateway.daemon.log().matches("client connected").count();
     assert_eq!(connected, 1, "the client reconnected");
+}
+
+#[test]
+fn client_reconnects_after_server_restart() {
+    let mut gateway = Gateway::new("2fa-restart", "tcp", LOCAL, add_alice);
+    let profile = gateway.profile("alice");
+    let credentials = gateway.credentials("alice.pass", "alice", ALICE_PASSWORD);
+    let mut client = gateway.connect(&profile, &credentials, &[]);
+    assert_connected(&mut client);
+    gateway.restart();
+    // The client first sends the token of its old session, is rejected, and logs in again
+    // with the password from its file.
+    let rejected = gateway.wait_for_daemon_lines(
+        "session token of an earlier session",
+        1,
+        Duration::from_secs(30),
+    );
+    assert!(rejected, "{}", gateway.daemon.log_tail());
+    let connected = gateway.wait_for_daemon_lines("client connected", 1, Duration::from_secs(30));
+    assert!(
+        connected,
+        "{}\n{}",
+        gateway.daemon.log_tail(),
+        client.log_tail()
+    );
+    let start = Instant::now();
+    let mut received = 0;
+    while start.elapsed() < Duration::from_secs(20) && received == 0 {
+        received = gateway.ping_host(1);
+    }
+    assert_eq!(
+        received,
+        1,
+        "client did not come back:\n{}",
+        client.log_tail()
+    );
+    assert!(
+        !gateway.daemon.log().contains("too many failed logins"),
+        "a stale token counted as a failure"
+    );
 }
 
 /// A verification service inside the gateway namespace: one thread that accepts
