@@ -206,7 +206,7 @@ fn right_password_connects_and_reaches_host() {
         .daemon
         .wait_for_line("client connected", Duration::from_secs(5));
     let line = connected.unwrap_or_else(|error| panic!("{error}"));
-    assert!(line.contains("username=alice"), "{line}");
+    assert!(line.contains("username=\"alice\""), "{line}");
     assert!(
         !gateway.daemon.log().contains(ALICE_PASSWORD),
         "the daemon logged the password"
@@ -228,7 +228,7 @@ fn wrong_password_and_unknown_user_get_auth_failed() {
     let line = rejected.unwrap_or_else(|error| panic!("{error}"));
     assert!(line.contains("wrong password"), "{line}");
     assert!(line.contains("common_name=alice"), "{line}");
-    assert!(line.contains("username=alice"), "{line}");
+    assert!(line.contains("username=\"alice\""), "{line}");
     assert!(!line.contains("not-the-password"), "{line}");
 
     let unknown = gateway.credentials("unknown.pass", "mallory", ALICE_PASSWORD);

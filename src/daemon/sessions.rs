@@ -500,7 +500,7 @@ impl<S: DrivenSession> Sessions<S> {
                 self.admission.release();
                 info!(
                     common_name = %client.common_name,
-                    username = %client.username.as_deref().unwrap_or(""),
+                    username = ?client.username.as_deref().unwrap_or(""),
                     real_address = %entry.link.remote,
                     virtual_address = %address,
                     cipher = client.cipher.as_deref().unwrap_or("none yet"),

@@ -117,7 +117,7 @@ impl<S: DrivenSession> Sessions<S> {
         };
         info!(
             common_name = %client.common_name,
-            username = %client.username.as_deref().unwrap_or(""),
+            username = ?client.username.as_deref().unwrap_or(""),
             real_address = %entry.link.remote,
             virtual_address = %client.network.address,
             %cipher,

@@ -190,7 +190,7 @@ impl<S: DrivenSession> Sessions<S> {
             .and_then(|entry| entry.awaiting.take())
         else {
             debug!(
-                username = %result.username,
+                username = ?result.username,
                 "password check finished after its session ended"
             );
             return;
@@ -205,7 +205,7 @@ impl<S: DrivenSession> Sessions<S> {
                 if let Some(entry) = self.entries.get(&result.conn) {
                     warn!(
                         common_name = %request.common_name,
-                        username = %result.username,
+                        username = ?result.username,
                         real_address = %entry.link.remote,
                         %reason,
                         "client rejected: the identity backend could not check the password"
@@ -258,9 +258,11 @@ impl<S: DrivenSession> Sessions<S> {
         let Some(entry) = self.entries.get(&conn) else {
             return;
         };
+        // The username comes from the client, so it is logged quoted with control characters
+        // escaped.
         info!(
             common_name = %request.common_name,
-            username = %request.username.as_deref().unwrap_or(""),
+            username = ?request.username.as_deref().unwrap_or(""),
             real_address = %entry.link.remote,
             %reason,
             "client rejected"
@@ -316,7 +318,7 @@ impl<S: DrivenSession> Sessions<S> {
             })
             .collect();
         for (conn, username) in removed {
-            info!(%username, "closing the connection of a removed user");
+            info!(?username, "closing the connection of a removed user");
             self.close_session(io, conn, CloseKind::Drop, "user removed", now);
         }
     }
