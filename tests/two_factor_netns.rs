@@ -349,7 +349,7 @@ fn client_reconnects_after_server_restart() {
 }
 
 /// A verification service inside the gateway namespace: one thread that accepts
-/// connections on 127.0.0.1 and answers each with `respond(body)`, recording the bodies.
+/// connections on 127.0.0.1, records each request body and responds as its [`Behavior`] sets.
 struct Service {
     bodies: Arc<Mutex<Vec<String>>>,
     _thread: JoinHandle<()>,
@@ -360,7 +360,7 @@ struct Service {
 enum Behavior {
     /// 200 for `ALICE_PASSWORD`, 401 otherwise.
     Check,
-    /// Reads the request and never answers.
+    /// Reads the request and never responds.
     Silent,
 }
 

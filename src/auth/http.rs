@@ -31,7 +31,7 @@ pub struct HttpUrl {
     target: String,
 }
 
-/// Why a backend URL is invalid.
+/// The reason a backend URL is invalid.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
     #[error("only http:// URLs are supported; use e.g. \"http://127.0.0.1:9180/verify\"")]
@@ -93,12 +93,13 @@ impl HttpUrl {
         self.port
     }
 
-    /// The request target: path and query.
+    /// Returns the request target: path and query.
     pub fn target(&self) -> &str {
         &self.target
     }
 
-    /// The `Host` header value: the host, in brackets when it is an IPv6 address, and the port.
+    /// Returns the `Host` header value: the host, in brackets when it is an IPv6 address, and
+    /// the port.
     fn host_header(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
@@ -200,7 +201,7 @@ struct RequestBody<'a> {
     client_port: u16,
 }
 
-/// Why an HTTP exchange failed.
+/// The reason an HTTP exchange failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     #[error("connecting to {address} failed: {source}")]

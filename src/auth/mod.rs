@@ -27,7 +27,7 @@ use self::users::UserFile;
 // NOTE: a guessed bound, sized to keep memory small rather than measured.
 pub const MAX_PARALLEL_VERIFICATIONS: usize = 4;
 
-/// What a client presented, with what the backend may want to know about it.
+/// The credentials a client presented, with the context a backend may use to decide.
 pub struct CredentialCheck {
     pub username: String,
     pub password: Secret,
@@ -57,8 +57,8 @@ pub enum Verdict {
     Accepted,
     /// The credentials are wrong: counted as a failed login.
     Denied(String),
-    /// The backend could not decide (timeout, connection error, unexpected answer); the client
-    /// is rejected but no failure is counted against it.
+    /// The backend could not decide (timeout, connection error, unexpected status). The
+    /// client is rejected, but no failure is counted against it.
     Unavailable(String),
 }
 
@@ -128,7 +128,7 @@ impl LocalUsers {
 }
 
 impl Backend {
-    /// Runs one check to its end. Never fails: every problem becomes a verdict.
+    /// Runs one check to its end. Every problem becomes a verdict, so there is no error case.
     pub async fn check(&self, check: &CredentialCheck) -> Verdict {
         match self {
             Self::Local(users) => users.check(check).await,

@@ -44,7 +44,7 @@ impl SessionToken {
         Ok(Self(Secret::new(text.into_bytes())))
     }
 
-    /// The token as pushed to the client.
+    /// Returns the token as pushed to the client.
     pub fn secret(&self) -> &Secret {
         &self.0
     }

@@ -133,7 +133,7 @@ impl UserFile {
         })
     }
 
-    /// Serializes the users, sorted by name, below a comment that says what the file is.
+    /// Serializes the users, sorted by name, below a comment that describes the file.
     pub fn to_toml(&self) -> String {
         let model = FileModel {
             user: self
