@@ -44,6 +44,12 @@ impl Gateway {
                 server.compression,
                 server.two_factor,
             ));
+            if server.two_factor {
+                text.push_str(&format!(
+                    "\n[ssl_server.auth]\nbackend = \"local\"\nusers_file = \"users-{}.toml\"\n",
+                    server.name
+                ));
+            }
         }
         fs::write(dir.path().join("gateway.toml"), text).expect("write configuration");
         Self { dir, ports }

@@ -175,7 +175,11 @@ fn delete(args: &DeleteArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn find_server<'a>(config: &'a Config, name: &str, path: &Path) -> anyhow::Result<&'a SslServer> {
+pub(super) fn find_server<'a>(
+    config: &'a Config,
+    name: &str,
+    path: &Path,
+) -> anyhow::Result<&'a SslServer> {
     config.server(name).ok_or_else(|| {
         let names: Vec<&str> = config
             .ssl_servers

@@ -1,6 +1,7 @@
 //! Command-line interface: one subcommand per admin task.
 
 mod cert;
+mod user;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -33,6 +34,9 @@ pub enum Command {
     /// Manage client certificates: create, list, export, delete.
     #[command(subcommand)]
     Cert(cert::CertCommand),
+    /// Manage the users of a two-factor server's local backend: add, passwd, delete, list.
+    #[command(subcommand)]
+    User(user::UserCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -62,6 +66,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Cert(command) => {
             let context = cert::context(&command);
             cert::run(command).context(context)
+        }
+        Command::User(command) => {
+            let context = user::context(&command);
+            user::run(command).context(context)
         }
     }
 }
@@ -98,15 +106,6 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
 
 fn serve(path: &Path) -> anyhow::Result<ExitCode> {
     let config = load_config(path)?;
-    // TODO: check usernames and passwords; until then a server that promises two-factor
-    // authentication must not start and admit clients on their certificate alone.
-    if let Some(server) = config.ssl_servers.iter().find(|server| server.two_factor) {
-        anyhow::bail!(
-            "SSL server {:?} has two_factor = true, which this build cannot enforce yet; \
-             set two_factor = false to serve with certificates only",
-            server.name
-        );
-    }
     sslvpn::daemon::serve(&config).context("sslvpn serve failed")?;
     Ok(ExitCode::SUCCESS)
 }

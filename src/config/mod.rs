@@ -4,6 +4,7 @@
 //! rules) and returns them together, so an admin fixes a file in one pass. Nothing is started
 //! from a file that has a violation.
 
+mod auth;
 mod parse;
 mod rules;
 
@@ -14,6 +15,9 @@ use std::path::{Path, PathBuf};
 use ipnet::Ipv4Net;
 use serde::Serialize;
 
+pub use auth::{
+    AuthBackend, AuthSettings, DEFAULT_LOCKOUT_SECONDS, DEFAULT_MAX_FAILURES, DEFAULT_TIMEOUT_MS,
+};
 pub use rules::RESERVED_PORTS;
 
 /// Default TCP or UDP port of an SSL server, as OpenVPN uses.
@@ -58,6 +62,8 @@ pub struct SslServer {
     pub compression: bool,
     pub two_factor: bool,
     pub topology: Topology,
+    /// The `[ssl_server.auth]` table; present whenever `two_factor` is true.
+    pub auth: Option<AuthSettings>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -227,18 +233,28 @@ pub struct Loaded {
 }
 
 impl Config {
-    /// Reads and validates a configuration file, resolving a relative `pki_dir` against the
-    /// file's folder.
+    /// Reads and validates a configuration file, resolving a relative `pki_dir` and
+    /// `users_file` against the file's folder.
     pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
         let mut loaded = Self::from_toml(&text).map_err(|error| error.with_path(path))?;
+        let folder = path.parent().unwrap_or(Path::new("."));
         let gateway = &mut loaded.config.gateway;
         if gateway.pki_dir.is_relative() {
-            let folder = path.parent().unwrap_or(Path::new("."));
             gateway.pki_dir = folder.join(&gateway.pki_dir);
+        }
+        for server in &mut loaded.config.ssl_servers {
+            if let Some(AuthSettings {
+                backend: AuthBackend::Local { users_file },
+                ..
+            }) = &mut server.auth
+                && users_file.is_relative()
+            {
+                *users_file = folder.join(&*users_file);
+            }
         }
         Ok(loaded)
     }
@@ -308,8 +324,12 @@ impl SslServer {
     /// A one-line description for `sslvpn check` and logs.
     pub fn summary(&self) -> String {
         let networks: Vec<String> = self.local_networks.iter().map(|n| n.to_string()).collect();
+        let backend = match (&self.auth, self.two_factor) {
+            (Some(auth), true) => format!(" (backend {})", auth.backend.name()),
+            _ => String::new(),
+        };
         format!(
-            "{}: {}/{}, client_cidr {}, local_networks {}, cipher {}, topology {}, compression {}, two_factor {}",
+            "{}: {}/{}, client_cidr {}, local_networks {}, cipher {}, topology {}, compression {}, two_factor {}{backend}",
             self.name,
             self.protocol,
             self.port,

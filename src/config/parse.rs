@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use ipnet::Ipv4Net;
 use toml::{Table, Value};
 
+use super::auth::{AuthDraft, auth_draft};
 use super::{
     Cipher, Config, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, Gateway, Protocol, SslServer, Topology,
     Violation,
@@ -28,6 +29,7 @@ const SERVER_KEYS: &[&str] = &[
     "compression",
     "two_factor",
     "topology",
+    "auth",
 ];
 
 /// The `[gateway]` table with each field that could be read; a `None` field was reported.
@@ -54,6 +56,8 @@ pub(super) struct ServerDraft {
     pub compression: Option<bool>,
     pub two_factor: Option<bool>,
     pub topology: Option<Topology>,
+    /// The `[ssl_server.auth]` table; `None` when absent.
+    pub auth: Option<AuthDraft>,
 }
 
 #[derive(Debug, Default)]
@@ -214,6 +218,21 @@ fn server_draft(table: &Table, mut place: String, violations: &mut Vec<Violation
         Topology::from_name,
     );
 
+    let auth = match table.get("auth") {
+        None => None,
+        Some(Value::Table(auth)) => Some(auth_draft(auth, &place, violations)),
+        Some(other) => {
+            violations.push(wrong_type(
+                &place,
+                "auth",
+                other,
+                "a table, written [ssl_server.auth] after the server's other keys",
+            ));
+            // Marked invalid, so the rules do not also report its keys as missing.
+            Some(AuthDraft::invalid())
+        }
+    };
+
     ServerDraft {
         place,
         name,
@@ -225,18 +244,19 @@ fn server_draft(table: &Table, mut place: String, violations: &mut Vec<Violation
         compression,
         two_factor,
         topology,
+        auth,
     }
 }
 
 /// Reads typed fields out of one table, reporting each problem against that table's place.
-struct Fields<'a> {
-    place: &'a str,
-    table: &'a Table,
-    violations: &'a mut Vec<Violation>,
+pub(super) struct Fields<'a> {
+    pub(super) place: &'a str,
+    pub(super) table: &'a Table,
+    pub(super) violations: &'a mut Vec<Violation>,
 }
 
 impl Fields<'_> {
-    fn invalid(&mut self, field: &str, value: &str, message: &str) {
+    pub(super) fn invalid(&mut self, field: &str, value: &str, message: &str) {
         self.violations.push(Violation {
             place: self.place.to_owned(),
             field: field.to_owned(),
@@ -245,17 +265,17 @@ impl Fields<'_> {
         });
     }
 
-    fn wrong_type(&mut self, field: &str, value: &Value, expected: &str) {
+    pub(super) fn wrong_type(&mut self, field: &str, value: &Value, expected: &str) {
         let violation = wrong_type(self.place, field, value, expected);
         self.violations.push(violation);
     }
 
     /// A required string; a missing one is reported by the caller, which knows the fix.
-    fn string(&mut self, field: &str) -> Option<String> {
+    pub(super) fn string(&mut self, field: &str) -> Option<String> {
         self.optional_string(field).ok().flatten()
     }
 
-    fn optional_string(&mut self, field: &str) -> Result<Option<String>, ()> {
+    pub(super) fn optional_string(&mut self, field: &str) -> Result<Option<String>, ()> {
         match self.table.get(field) {
             None => Ok(None),
             Some(Value::String(text)) => Ok(Some(text.clone())),
@@ -266,7 +286,7 @@ impl Fields<'_> {
         }
     }
 
-    fn optional_integer(&mut self, field: &str) -> Result<Option<i64>, ()> {
+    pub(super) fn optional_integer(&mut self, field: &str) -> Result<Option<i64>, ()> {
         match self.table.get(field) {
             None => Ok(None),
             Some(Value::Integer(number)) => Ok(Some(*number)),
@@ -278,7 +298,7 @@ impl Fields<'_> {
     }
 
     /// A boolean that defaults to false.
-    fn optional_bool(&mut self, field: &str) -> Option<bool> {
+    pub(super) fn optional_bool(&mut self, field: &str) -> Option<bool> {
         match self.table.get(field) {
             None => Some(false),
             Some(Value::Boolean(flag)) => Some(*flag),
@@ -289,7 +309,7 @@ impl Fields<'_> {
         }
     }
 
-    fn choice<T>(
+    pub(super) fn choice<T>(
         &mut self,
         field: &str,
         default: T,
@@ -379,7 +399,12 @@ fn parse_cidr(text: &str) -> Option<Ipv4Net> {
     text.parse().ok()
 }
 
-fn report_unknown_keys(place: &str, table: &Table, known: &[&str], out: &mut Vec<Violation>) {
+pub(super) fn report_unknown_keys(
+    place: &str,
+    table: &Table,
+    known: &[&str],
+    out: &mut Vec<Violation>,
+) {
     for key in table.keys() {
         if !known.contains(&key.as_str()) {
             out.push(unknown_key(place, key, known));
@@ -396,7 +421,7 @@ fn unknown_key(place: &str, key: &str, known: &[&str]) -> Violation {
     }
 }
 
-fn missing(place: &str, field: &str, fix: &str) -> Violation {
+pub(super) fn missing(place: &str, field: &str, fix: &str) -> Violation {
     Violation {
         place: place.to_owned(),
         field: field.to_owned(),
@@ -405,7 +430,7 @@ fn missing(place: &str, field: &str, fix: &str) -> Violation {
     }
 }
 
-fn wrong_type(place: &str, field: &str, value: &Value, expected: &str) -> Violation {
+pub(super) fn wrong_type(place: &str, field: &str, value: &Value, expected: &str) -> Violation {
     Violation {
         place: place.to_owned(),
         field: field.to_owned(),
@@ -441,6 +466,10 @@ impl Draft {
                 compression: server.compression?,
                 two_factor: server.two_factor?,
                 topology: server.topology?,
+                auth: match server.auth {
+                    Some(auth) => Some(auth.build()?),
+                    None => None,
+                },
             });
         }
         Some(Config {

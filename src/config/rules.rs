@@ -54,6 +54,7 @@ pub(super) fn check(draft: &Draft, violations: &mut Vec<Violation>, warnings: &m
         check_local_networks(server, violations);
         check_client_cidr(server, draft.gateway.max_connections, violations, warnings);
         check_port(server, violations);
+        super::auth::check(server, violations, warnings);
     }
     check_unique_names(draft, violations);
     check_client_cidrs_disjoint(draft, violations);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::proto::cookie::CookieKey;
+use crate::proto::keymethod::Secret;
 use crate::proto::session::{
     Authorization, CloseKind, Event, Incoming, Session, SessionConfig, SessionError,
 };
@@ -54,6 +55,7 @@ pub(crate) trait DrivenSession: Sized + Send {
     fn poll_timeout(&self) -> Option<Instant>;
     fn handle_timeout(&mut self, now: Instant);
     fn authorize(&mut self, decision: Authorization, now: Instant);
+    fn set_auth_token(&mut self, token: Secret);
     fn close(&mut self, kind: CloseKind, now: Instant);
     fn is_closed(&self) -> bool;
 }
@@ -118,6 +120,10 @@ impl DrivenSession for Session {
 
     fn authorize(&mut self, decision: Authorization, now: Instant) {
         Session::authorize(self, decision, now)
+    }
+
+    fn set_auth_token(&mut self, token: Secret) {
+        Session::set_auth_token(self, token)
     }
 
     fn close(&mut self, kind: CloseKind, now: Instant) {

@@ -52,6 +52,11 @@ pub enum ServeError {
         device: String,
         error: io::Error,
     },
+    #[error("SSL server {server:?}: cannot load the users of the local backend: {error}")]
+    Users {
+        server: String,
+        error: crate::auth::users::UsersError,
+    },
     #[error("an SSL server task stopped unexpectedly: {0}")]
     Task(String),
 }

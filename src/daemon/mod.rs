@@ -11,6 +11,7 @@ mod admission;
 mod credentials;
 mod driven;
 mod error;
+mod identity;
 pub mod pool;
 mod server;
 mod sessions;

@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
 use tun_rs::AsyncDevice;
 
+use crate::auth::{Backend, LocalUsers};
 use crate::config::{Gateway, Protocol, SslServer};
 use crate::proto::cookie::CookieKey;
 use crate::proto::session::{DEFAULT_TLS_MTU, Session, SessionConfig};
@@ -22,7 +23,8 @@ use super::addresses::{open_pool, server_address};
 use super::admission::Admission;
 use super::credentials::{self, CrlWatch};
 use super::error::{ServeError, bind_fix, device_fix};
-use super::sessions::{ConnId, Io, Link, Sessions};
+use super::identity::{self, UsersWatch};
+use super::sessions::{CheckResult, ConnId, Io, Link, MAX_HANDSHAKING, Sessions};
 use super::tcp::{self, Connection, FromConnection};
 use super::tun;
 
@@ -109,6 +111,10 @@ pub(crate) struct Server {
     sessions: Sessions<Session>,
     crl: CrlWatch,
     max_tcp_connections: usize,
+    /// The identity backend of a two-factor server.
+    backend: Option<Backend>,
+    /// The users file of the local backend, reread when it changes.
+    users: Option<UsersWatch>,
 }
 
 /// The event that woke the task.
@@ -121,6 +127,8 @@ enum Wake {
     Timer,
     CrlPoll,
     ConnectionEnded,
+    Checked(CheckResult),
+    CheckEnded,
 }
 
 impl Server {
@@ -163,6 +171,7 @@ impl Server {
             error,
         })?;
 
+        let (backend, users) = identity::open_backend(config)?;
         let session_config = Arc::new(session_config(config, tls));
         let pool = open_pool(config);
         let mut sessions = Sessions::new(config, session_config, pool, admission.clone(), revoked);
@@ -179,6 +188,8 @@ impl Server {
             sessions,
             crl: CrlWatch::new(credentials::crl_path(&gateway.pki_dir, &config.name)),
             max_tcp_connections: admission.max() as usize + EXTRA_TCP_CONNECTIONS,
+            backend,
+            users,
         })
     }
 
@@ -210,6 +221,8 @@ impl Server {
         let mut crl_poll = tokio::time::interval(CRL_POLL_INTERVAL);
         crl_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failures = Failures::default();
+        let (results_tx, mut results_rx) = mpsc::channel(MAX_HANDSHAKING);
+        let mut checks = JoinSet::new();
 
         let result = loop {
             let deadline = self.sessions.next_deadline();
@@ -222,11 +235,16 @@ impl Server {
                 () = sleep_until(deadline) => Wake::Timer,
                 _ = crl_poll.tick() => Wake::CrlPoll,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => Wake::ConnectionEnded,
+                Some(result) = results_rx.recv() => Wake::Checked(result),
+                Some(_) = checks.join_next(), if !checks.is_empty() => Wake::CheckEnded,
             };
             let now = Instant::now();
-            let reloaded = match wake {
-                Wake::CrlPoll => self.reload_if_crl_changed(),
-                _ => None,
+            let (reloaded, users) = match wake {
+                Wake::CrlPoll => {
+                    self.sessions.prune_throttle(now);
+                    (self.reload_if_crl_changed(), self.reload_users_if_changed())
+                }
+                _ => (None, None),
             };
             let mut io = Outputs {
                 listener: &self.listener,
@@ -306,10 +324,20 @@ impl Server {
                         self.sessions
                             .update_credentials(&mut io, config, revoked, now);
                     }
+                    if let Some(users) = users {
+                        self.sessions.close_removed_users(
+                            &mut io,
+                            |name| users.contains(name),
+                            now,
+                        );
+                    }
                 }
-                Wake::ConnectionEnded => {}
+                Wake::Checked(result) => self.sessions.finish_password_check(&mut io, result, now),
+                Wake::ConnectionEnded | Wake::CheckEnded => {}
             }
+            self.spawn_password_checks(&mut checks, &results_tx);
         };
+        checks.abort_all();
 
         let mut io = Outputs {
             listener: &self.listener,
@@ -334,6 +362,40 @@ impl Server {
             tasks.abort_all();
         }
         result
+    }
+
+    /// Starts a task for each password check the sessions queued. Each task sends its verdict
+    /// back to this server's task.
+    fn spawn_password_checks(
+        &mut self,
+        checks: &mut JoinSet<()>,
+        results: &mpsc::Sender<CheckResult>,
+    ) {
+        let queued = self.sessions.take_password_checks();
+        let Some(backend) = &self.backend else {
+            return;
+        };
+        for check in queued {
+            let backend = backend.clone();
+            let results = results.clone();
+            let span = tracing::Span::current();
+            checks.spawn(
+                async move {
+                    let verdict = backend.check(&check.credentials).await;
+                    // The receiver is gone only while the server stops.
+                    let _ = results.send(check.result(verdict)).await;
+                }
+                .instrument(span),
+            );
+        }
+    }
+
+    /// Rereads the users file of the local backend when it changed, returning the new users.
+    fn reload_users_if_changed(&mut self) -> Option<Arc<LocalUsers>> {
+        let (Some(users), Some(backend)) = (&mut self.users, &mut self.backend) else {
+            return None;
+        };
+        users.reload_if_changed(backend)
     }
 
     /// Rebuilds the session configuration and the revoked serials when the CRL file changed.

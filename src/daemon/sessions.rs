@@ -12,9 +12,12 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use ipnet::Ipv4Net;
 use tracing::{debug, info};
 
+use crate::auth::token::SessionToken;
 use crate::config::{Protocol, SslServer};
 use crate::proto::cookie::CookieKey;
-use crate::proto::session::{ClientNetwork, CloseKind, Event, Incoming, SessionConfig};
+use crate::proto::session::{
+    AuthRequest, ClientNetwork, CloseKind, Event, Incoming, SessionConfig,
+};
 
 use super::addresses::AddressPool;
 use super::admission::Admission;
@@ -86,6 +89,10 @@ struct Client {
     network: ClientNetwork,
     /// Data-channel cipher, once the session is established.
     cipher: Option<String>,
+    /// The username a two-factor server accepted.
+    username: Option<String>,
+    /// The token pushed to a two-factor client, which its renegotiations must send.
+    auth_token: Option<SessionToken>,
 }
 
 struct Entry<S> {
@@ -93,6 +100,8 @@ struct Entry<S> {
     link: Link,
     peer_id: u32,
     client: Option<Client>,
+    /// The client's request while its password check runs.
+    awaiting: Option<AuthRequest>,
     /// The reason the session ends. The first reason recorded wins.
     close_reason: Option<String>,
 }
@@ -112,6 +121,9 @@ pub(crate) struct Sessions<S> {
     by_name: HashMap<String, ConnId>,
     /// Sessions without a client yet.
     handshaking: usize,
+    /// Password checks and the throttle; None unless the server uses two-factor
+    /// authentication.
+    two_factor: Option<TwoFactor>,
     timers: Timers,
     next_conn: ConnId,
     next_peer_id: u32,
@@ -143,6 +155,7 @@ impl<S: DrivenSession> Sessions<S> {
             by_address: HashMap::new(),
             by_name: HashMap::new(),
             handshaking: 0,
+            two_factor: TwoFactor::for_server(server),
             timers: Timers::default(),
             next_conn: 0,
             next_peer_id: 0,
@@ -317,11 +330,18 @@ impl<S: DrivenSession> Sessions<S> {
             }
         };
 
+        self.register(io, link, session, peer_id, now);
+        true
+    }
+
+    /// Adds a new session to the table and sends what it queued.
+    fn register(&mut self, io: &mut impl Io, link: Link, session: S, peer_id: u32, now: Instant) {
         let entry = Entry {
             session,
             link,
             peer_id,
             client: None,
+            awaiting: None,
             close_reason: None,
         };
         self.entries.insert(link.conn, entry);
@@ -332,7 +352,6 @@ impl<S: DrivenSession> Sessions<S> {
         self.handshaking += 1;
         debug!(remote = %link.remote, peer_id, "session started");
         self.drain(io, link.conn, now);
-        true
     }
 
     /// Replaces the session of `conn` with one started by `first_packet`.
@@ -446,7 +465,9 @@ impl<S: DrivenSession> Sessions<S> {
             Event::Renegotiated {
                 common_name,
                 serial_hex,
-            } => self.renegotiated(conn, common_name, &serial_hex, now),
+                username,
+                password,
+            } => self.renegotiated(conn, common_name, &serial_hex, username, password, now),
             Event::Closed { reason } => {
                 if let Some(entry) = self.entries.get_mut(&conn) {
                     entry.close_reason.get_or_insert(reason);
@@ -500,6 +521,7 @@ impl<S: DrivenSession> Sessions<S> {
                 self.admission.release();
                 info!(
                     common_name = %client.common_name,
+                    username = ?client.username.as_deref().unwrap_or(""),
                     real_address = %entry.link.remote,
                     virtual_address = %address,
                     cipher = client.cipher.as_deref().unwrap_or("none yet"),
@@ -572,3 +594,7 @@ mod auth;
 mod stateless;
 #[cfg(test)]
 mod tests;
+mod two_factor;
+
+pub(crate) use two_factor::CheckResult;
+use two_factor::TwoFactor;

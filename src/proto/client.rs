@@ -64,6 +64,8 @@ pub struct Client {
     /// Cipher and key derivation from the push reply, reused by renegotiations.
     negotiated: Option<(DataCipher, bool)>,
     peer_id: Option<u32>,
+    /// The pushed `auth-token`, sent as the password in later key exchanges as OpenVPN does.
+    auth_token: Option<String>,
     events: VecDeque<ClientEvent>,
     workspace: CompressWorkspace,
 }
@@ -94,6 +96,7 @@ impl Client {
             previous: None,
             negotiated: None,
             peer_id: None,
+            auth_token: None,
             events: VecDeque::new(),
             workspace: CompressWorkspace::new(),
             config,
@@ -230,9 +233,9 @@ impl Client {
             options,
             username: self.config.username.clone(),
             password: self
-                .config
-                .password
+                .auth_token
                 .as_ref()
+                .or(self.config.password.as_ref())
                 .map(|password| Secret::new(password.as_bytes().to_vec())),
             peer_info,
         };
@@ -287,6 +290,7 @@ impl Client {
                 .option("protocol-flags")
                 .is_some_and(|flags| flags.split(' ').any(|flag| flag == "tls-ekm"));
         self.peer_id = self.option("peer-id").and_then(|id| id.parse().ok());
+        self.auth_token = self.option("auth-token").map(str::to_owned);
         let cipher = DataCipher::from_openvpn_name(&cipher_name).expect("known cipher");
         self.negotiated = Some((cipher, ekm));
         self.data = Some(self.derive_keys(cipher, ekm));

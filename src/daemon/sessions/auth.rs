@@ -5,38 +5,51 @@ use std::time::Instant;
 
 use tracing::{debug, info};
 
+use crate::proto::keymethod::Secret;
 use crate::proto::session::{AuthRequest, Authorization, CloseKind};
 
 use super::super::credentials::normalize_serial;
 use super::super::driven::DrivenSession;
+use super::two_factor::Screening;
 use super::{Client, ConnId, Io, Sessions};
 
 impl<S: DrivenSession> Sessions<S> {
+    /// Decides on a client that passed TLS, or queues its password check first on a
+    /// two-factor server.
     pub(super) fn authenticate(
         &mut self,
         io: &mut impl Io,
         conn: ConnId,
-        request: AuthRequest,
+        mut request: AuthRequest,
         now: Instant,
     ) {
-        let decision = self.decide(io, conn, &request, now);
-        let Some(entry) = self.entries.get_mut(&conn) else {
-            return;
+        let decision = match self.screen_credentials(conn, &mut request, now) {
+            Screening::Queued => {
+                if let Some(entry) = self.entries.get_mut(&conn) {
+                    entry.awaiting = Some(request);
+                }
+                return;
+            }
+            Screening::Rejected { logged, sent } => {
+                self.log_rejected(conn, &request, &logged);
+                Authorization::Reject(sent)
+            }
+            Screening::NotRequired => {
+                let decision = self.decide(io, conn, &request, now);
+                if let Authorization::Reject(reason) = &decision {
+                    self.log_rejected(conn, &request, reason);
+                }
+                decision
+            }
         };
-        if let Authorization::Reject(reason) = &decision {
-            info!(
-                common_name = %request.common_name,
-                real_address = %entry.link.remote,
-                %reason,
-                "client rejected"
-            );
+        if let Some(entry) = self.entries.get_mut(&conn) {
+            entry.session.authorize(decision, now);
         }
-        entry.session.authorize(decision, now);
     }
 
     /// Checks revocation and `max_connections`, replaces an older session with the same
     /// common name and leases an address.
-    fn decide(
+    pub(super) fn decide(
         &mut self,
         io: &mut impl Io,
         conn: ConnId,
@@ -84,6 +97,8 @@ impl<S: DrivenSession> Sessions<S> {
             serial,
             network: network.clone(),
             cipher: None,
+            username: None,
+            auth_token: None,
         });
         self.handshaking = self.handshaking.saturating_sub(1);
         self.by_address.insert(network.address, conn);
@@ -102,6 +117,7 @@ impl<S: DrivenSession> Sessions<S> {
         };
         info!(
             common_name = %client.common_name,
+            username = ?client.username.as_deref().unwrap_or(""),
             real_address = %entry.link.remote,
             virtual_address = %client.network.address,
             %cipher,
@@ -111,17 +127,20 @@ impl<S: DrivenSession> Sessions<S> {
         client.cipher = Some(cipher);
     }
 
-    /// Rechecks the identity a renegotiation proved: a changed common name or a revoked
-    /// serial ends the session.
+    /// Rechecks the identity a renegotiation proved: a changed common name, a revoked
+    /// serial or, on a two-factor server, a wrong session token ends the session.
     pub(super) fn renegotiated(
         &mut self,
         conn: ConnId,
         common_name: String,
         serial_hex: &str,
+        username: Option<String>,
+        password: Option<Secret>,
         now: Instant,
     ) {
         let serial = normalize_serial(serial_hex);
         let revoked = self.revoked.contains(&serial);
+        let token_check = self.check_session_token(conn, username.as_deref(), password.as_ref());
         let Some(entry) = self.entries.get_mut(&conn) else {
             return;
         };
@@ -135,6 +154,8 @@ impl<S: DrivenSession> Sessions<S> {
             )
         } else if revoked {
             format!("certificate serial {serial_hex} is revoked")
+        } else if let Err(reason) = token_check {
+            reason
         } else {
             info!(%common_name, "data channel key renegotiated");
             client.serial = serial;

@@ -5,9 +5,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use tracing::debug;
-
-use super::{DrivenSession, Entry, Io, Link, Sessions, unix_time};
+use super::{DrivenSession, Io, Link, Sessions, unix_time};
 use crate::proto::cookie::CookieKey;
 
 /// Stateless replies the server sends per window, across all sources and per source address.
@@ -104,19 +102,7 @@ impl<S: DrivenSession> Sessions<S> {
             remote,
             local,
         };
-        let entry = Entry {
-            session,
-            link,
-            peer_id,
-            client: None,
-            close_reason: None,
-        };
-        self.entries.insert(link.conn, entry);
-        self.by_peer_id.insert(peer_id, link.conn);
-        self.by_remote.insert(remote, link.conn);
-        self.handshaking += 1;
-        debug!(%remote, peer_id, "session started after the cookie was echoed");
-        self.drain(io, link.conn, now);
+        self.register(io, link, session, peer_id, now);
     }
 
     fn answer_hard_reset(

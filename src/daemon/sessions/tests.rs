@@ -4,6 +4,7 @@ use std::time::Duration;
 use super::*;
 use crate::config::{Cipher, Topology};
 use crate::daemon::addresses::open_pool;
+use crate::proto::keymethod::Secret;
 use crate::proto::session::{AuthRequest, Authorization, SessionError};
 use crate::proto::test_pki::TestCa;
 use crate::proto::tls;
@@ -11,14 +12,17 @@ use crate::proto::tls;
 /// A session scripted by the packets it receives. The command byte follows the opcode byte,
 /// or the four-byte header of a DATA_V2 packet:
 /// `A <serial> <name>` authenticates, `E` establishes, `R <serial> <name>` renegotiates,
+/// and both may end in `\0<username>\0<password>` to send credentials;
 /// `D <ip packet>` carries data, `X` fails authentication, `C` closes; anything else is
 /// consumed. A hard reset on an existing session is dropped.
-struct FakeSession {
+pub(super) struct FakeSession {
     outgoing: VecDeque<Vec<u8>>,
     events: VecDeque<Event>,
     deadline: Instant,
     keys: bool,
     closed: bool,
+    /// Set by the table before it accepts a two-factor client.
+    auth_token: Option<Secret>,
 }
 
 impl FakeSession {
@@ -32,10 +36,16 @@ impl FakeSession {
     }
 }
 
-fn identity(rest: &[u8]) -> (String, String) {
+/// Splits `<serial> <name>[\0<username>\0<password>]`.
+fn identity(rest: &[u8]) -> (String, String, Option<String>, Option<Secret>) {
     let serial = rest.first().copied().unwrap_or(0);
-    let name = String::from_utf8_lossy(rest.get(1..).unwrap_or(&[])).into_owned();
-    (name, format!("{serial:02X}"))
+    let mut parts = rest.get(1..).unwrap_or(&[]).split(|&b| b == 0);
+    let name = String::from_utf8_lossy(parts.next().unwrap_or(&[])).into_owned();
+    let username = parts
+        .next()
+        .map(|part| String::from_utf8_lossy(part).into_owned());
+    let password = parts.next().map(|part| Secret::new(part.to_vec()));
+    (name, format!("{serial:02X}"), username, password)
 }
 
 impl DrivenSession for FakeSession {
@@ -57,6 +67,7 @@ impl DrivenSession for FakeSession {
             deadline: now + Duration::from_secs(30),
             keys: false,
             closed: false,
+            auth_token: None,
         })
     }
 
@@ -73,12 +84,12 @@ impl DrivenSession for FakeSession {
         let rest = packet.get(start + 1..).unwrap_or(&[]);
         match command {
             Some(b'A') => {
-                let (common_name, serial_hex) = identity(rest);
+                let (common_name, serial_hex, username, password) = identity(rest);
                 self.events.push_back(Event::Authenticate(AuthRequest {
                     common_name,
                     serial_hex,
-                    username: None,
-                    password: None,
+                    username,
+                    password,
                     client_version: None,
                     client_platform: None,
                     cipher: "AES-256-GCM".to_owned(),
@@ -91,10 +102,12 @@ impl DrivenSession for FakeSession {
                 });
             }
             Some(b'R') => {
-                let (common_name, serial_hex) = identity(rest);
+                let (common_name, serial_hex, username, password) = identity(rest);
                 self.events.push_back(Event::Renegotiated {
                     common_name,
                     serial_hex,
+                    username,
+                    password,
                 });
             }
             Some(b'D') => return Incoming::Ip(start + 1..packet.len()),
@@ -141,7 +154,10 @@ impl DrivenSession for FakeSession {
     fn authorize(&mut self, decision: Authorization, _now: Instant) {
         match decision {
             Authorization::Accept(network) => {
-                let reply = format!("PUSH_REPLY,ifconfig {}", network.address);
+                let mut reply = format!("PUSH_REPLY,ifconfig {}", network.address);
+                if let Some(token) = self.auth_token.as_ref().and_then(Secret::expose_str) {
+                    reply.push_str(&format!(",auth-token {token}"));
+                }
                 self.outgoing.push_back(reply.into_bytes());
             }
             Authorization::Reject(reason) => {
@@ -150,6 +166,10 @@ impl DrivenSession for FakeSession {
                 self.finish(&reason);
             }
         }
+    }
+
+    fn set_auth_token(&mut self, token: Secret) {
+        self.auth_token = Some(token);
     }
 
     fn close(&mut self, kind: CloseKind, _now: Instant) {
@@ -165,11 +185,11 @@ impl DrivenSession for FakeSession {
 }
 
 #[derive(Debug, Default)]
-struct RecordingIo {
-    sent: Vec<(Link, Vec<u8>)>,
-    authenticated: Vec<Link>,
-    closed: Vec<Link>,
-    tun: Vec<Vec<u8>>,
+pub(super) struct RecordingIo {
+    pub(super) sent: Vec<(Link, Vec<u8>)>,
+    pub(super) authenticated: Vec<Link>,
+    pub(super) closed: Vec<Link>,
+    pub(super) tun: Vec<Vec<u8>>,
 }
 
 impl Io for RecordingIo {
@@ -192,7 +212,7 @@ impl Io for RecordingIo {
 
 impl RecordingIo {
     /// Returns the packets sent to `remote`, as text.
-    fn sent_to(&self, remote: SocketAddr) -> Vec<String> {
+    pub(super) fn sent_to(&self, remote: SocketAddr) -> Vec<String> {
         self.sent
             .iter()
             .filter(|(link, _)| link.remote == remote)
@@ -200,14 +220,14 @@ impl RecordingIo {
             .collect()
     }
 
-    fn sent_text_to(&self, remote: SocketAddr, text: &str) -> bool {
+    pub(super) fn sent_text_to(&self, remote: SocketAddr, text: &str) -> bool {
         self.sent_to(remote)
             .iter()
             .any(|packet| packet.contains(text))
     }
 }
 
-fn ssl_server(protocol: Protocol) -> SslServer {
+pub(super) fn ssl_server(protocol: Protocol) -> SslServer {
     SslServer {
         name: "office".to_owned(),
         local_networks: vec!["192.168.77.0/24".parse().unwrap()],
@@ -218,10 +238,11 @@ fn ssl_server(protocol: Protocol) -> SslServer {
         compression: false,
         two_factor: false,
         topology: Topology::Net30,
+        auth: None,
     }
 }
 
-fn session_config() -> Arc<SessionConfig> {
+pub(super) fn session_config() -> Arc<SessionConfig> {
     let ca = TestCa::new("office CA");
     let server = ca.issue("office-server", true, 100);
     let tls = tls::server_config(ca.der.clone(), vec![server.der], server.key, Vec::new()).unwrap();
@@ -244,7 +265,7 @@ fn session_config() -> Arc<SessionConfig> {
     })
 }
 
-fn table(protocol: Protocol, admission: &Admission) -> Sessions<FakeSession> {
+pub(super) fn table(protocol: Protocol, admission: &Admission) -> Sessions<FakeSession> {
     let server = ssl_server(protocol);
     Sessions::new(
         &server,
@@ -255,13 +276,13 @@ fn table(protocol: Protocol, admission: &Admission) -> Sessions<FakeSession> {
     )
 }
 
-fn remote(port: u16) -> SocketAddr {
+pub(super) fn remote(port: u16) -> SocketAddr {
     SocketAddr::from(([192, 0, 2, 1], port))
 }
 
-const RESET: &[u8] = &[0x38, 0];
+pub(super) const RESET: &[u8] = &[0x38, 0];
 
-fn control(command: &[u8]) -> Vec<u8> {
+pub(super) fn control(command: &[u8]) -> Vec<u8> {
     let mut packet = vec![0x20];
     packet.extend_from_slice(command);
     packet

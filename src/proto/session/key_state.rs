@@ -10,7 +10,7 @@ use crate::proto::data::{
     AuthDigest, CompressionFraming, DataCipher, DataKeys, ReplayProtection, Role,
 };
 use crate::proto::keymethod::{
-    ClientKeyMessage, OccCompression, OccOptions, OccProto, PeerInfo, ServerKeyMessage,
+    ClientKeyMessage, OccCompression, OccOptions, OccProto, PeerInfo, Secret, ServerKeyMessage,
     ServerOccConfig,
 };
 use crate::proto::ncp::negotiate_cipher;
@@ -67,7 +67,7 @@ pub(super) struct KeyExchange {
     /// still gets the server's key message, so it can read the AUTH_FAILED that follows.
     pub negotiated: Result<Negotiated, String>,
     pub username: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<Secret>,
 }
 
 #[derive(Default)]
@@ -252,15 +252,11 @@ impl KeyState {
                 Some(self.derive_keys(config, negotiated, &client, &server, own, peer)?);
         }
 
-        let password = client
-            .password
-            .as_ref()
-            .and_then(|secret| secret.expose_str().map(str::to_owned));
         Ok(KeyExchange {
             identity,
             negotiated,
             username: client.username.clone(),
-            password,
+            password: client.password.clone(),
         })
     }
 

@@ -20,7 +20,7 @@ use ipnet::Ipv4Net;
 
 use crate::config::Topology;
 use crate::proto::data::{OccOp, Payload, Unframed};
-use crate::proto::keymethod::PeerInfo;
+use crate::proto::keymethod::{PeerInfo, Secret};
 use crate::proto::packet::{ControlPacket, KeyId, Opcode, PEER_ID_NONE, SessionId};
 use crate::proto::push::{ClientAddress, ControlMessage, PushReply};
 use crate::proto::wrap::{ControlWrap, WrapConfig};
@@ -77,8 +77,8 @@ pub struct AuthRequest {
     pub common_name: String,
     pub serial_hex: String,
     pub username: Option<String>,
-    /// The password as sent; never log it.
-    pub password: Option<String>,
+    /// The password as sent, which `Debug` does not show.
+    pub password: Option<Secret>,
     pub client_version: Option<String>,
     pub client_platform: Option<String>,
     pub cipher: String,
@@ -99,10 +99,13 @@ pub enum Event {
     Authenticate(AuthRequest),
     /// The PUSH_REPLY went out and data flows.
     Established { cipher: String },
-    /// A renegotiation finished with this certificate.
+    /// A renegotiation finished with this certificate and these credentials. A client that
+    /// got an `auth-token` sends it as the password.
     Renegotiated {
         common_name: String,
         serial_hex: String,
+        username: Option<String>,
+        password: Option<Secret>,
     },
     /// The session is over; the driver removes it and frees its address and peer-id.
     Closed { reason: String },
@@ -181,6 +184,8 @@ pub struct Session {
     peer_info: Option<PeerInfo>,
     identity: Option<(String, String)>,
     client: Option<ClientNetwork>,
+    /// Pushed as `auth-token` when set.
+    auth_token: Option<Secret>,
     push_requested: bool,
     established: bool,
     data: DataChannel,
@@ -258,6 +263,7 @@ impl Session {
             peer_info: None,
             identity: None,
             client: None,
+            auth_token: None,
             push_requested: false,
             established: false,
             data: DataChannel::new(),
@@ -537,6 +543,12 @@ impl Session {
         }
     }
 
+    /// Sets the token pushed as `auth-token` in the PUSH_REPLY; call it before accepting the
+    /// client. OpenVPN clients send the token as their password in later renegotiations.
+    pub fn set_auth_token(&mut self, token: Secret) {
+        self.auth_token = Some(token);
+    }
+
     pub fn close(&mut self, kind: CloseKind, now: Instant) {
         if self.lifecycle != Lifecycle::Open {
             return;
@@ -664,6 +676,8 @@ impl Session {
             self.events.push_back(Event::Renegotiated {
                 common_name,
                 serial_hex: serial,
+                username: exchange.username,
+                password: exchange.password,
             });
         }
     }
@@ -703,6 +717,9 @@ impl Session {
         reply.cipher = negotiated.push_cipher.then(|| negotiated.cipher.clone());
         reply.cc_exit = negotiated.cc_exit;
         reply.tls_ekm = negotiated.tls_ekm;
+        if let Some(token) = self.auth_token.as_ref().and_then(Secret::expose_str) {
+            reply.extra.push(format!("auth-token {token}"));
+        }
         let cipher = negotiated.cipher.clone();
         let Ok(messages) = reply.build() else {
             self.finish("PUSH_REPLY could not be built");

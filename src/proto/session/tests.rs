@@ -29,6 +29,8 @@ struct Pair {
     /// Start the session statelessly, as the UDP driver does, when set.
     cookie: Option<CookieKey>,
     stateless_replies: usize,
+    /// Handed to the server session before it accepts the client.
+    auth_token: Option<Secret>,
 }
 
 fn server_config(ca: &TestCa, compression: bool, fallback: &str) -> Arc<SessionConfig> {
@@ -100,6 +102,7 @@ impl Pair {
             accept: true,
             cookie: None,
             stateless_replies: 0,
+            auth_token: None,
         }
     }
 
@@ -185,6 +188,9 @@ impl Pair {
             if let Some(server) = &mut self.server {
                 while let Some(event) = server.poll_event() {
                     if let Event::Authenticate(_) = &event {
+                        if let Some(token) = &self.auth_token {
+                            server.set_auth_token(token.clone());
+                        }
                         let decision = if self.accept {
                             Authorization::Accept(ClientNetwork {
                                 address: CLIENT_ADDRESS,
@@ -461,6 +467,81 @@ fn server_renegotiates_and_data_keeps_flowing() {
         assert_eq!(wire[0] & 0x07, 1, "server still sends with key id 0");
         assert_data_both_ways(&mut pair);
     }
+}
+
+#[test]
+fn auth_token_is_pushed_and_returned_at_renegotiation() {
+    let ca = TestCa::new("office CA");
+    let mut client = client_config(&ca, &["AES-256-GCM"], "AES-128-CBC");
+    client.username = Some("alice".into());
+    client.password = Some("pw-alice".into());
+    let reneg = Duration::from_secs(20);
+    let config = server_config_with_reneg(&ca, false, "AES-128-CBC", reneg);
+    let mut pair = Pair::new(config, client);
+    pair.auth_token = Some(Secret::new(b"sslvpn-session-abc".to_vec()));
+    pair.run(40);
+    let options = pair.connected().expect("connected").clone();
+    assert!(
+        options.contains(&"auth-token sslvpn-session-abc".to_owned()),
+        "{options:?}"
+    );
+    let first = pair.server_events.iter().find_map(|event| match event {
+        Event::Authenticate(request) => Some(request),
+        _ => None,
+    });
+    let first = first.expect("an Authenticate event");
+    assert_eq!(first.username.as_deref(), Some("alice"));
+    assert_eq!(
+        first.password.as_ref().map(Secret::expose),
+        Some(&b"pw-alice"[..])
+    );
+
+    let connected_at = pair.now;
+    while pair.now < connected_at + Duration::from_secs(30) {
+        pair.run(1);
+    }
+    let renegotiation = pair.server_events.iter().find_map(|event| match event {
+        Event::Renegotiated {
+            username, password, ..
+        } => Some((username.clone(), password.clone())),
+        _ => None,
+    });
+    let (username, password) = renegotiation.expect("a Renegotiated event");
+    assert_eq!(username.as_deref(), Some("alice"));
+    assert_eq!(
+        password.as_ref().map(Secret::expose),
+        Some(&b"sslvpn-session-abc"[..])
+    );
+}
+
+#[test]
+fn no_auth_token_without_one_set() {
+    let ca = TestCa::new("office CA");
+    let client = client_config(&ca, &["AES-256-GCM"], "AES-128-CBC");
+    let mut pair = Pair::new(server_config(&ca, false, "AES-128-CBC"), client);
+    pair.run(40);
+    let options = pair.connected().expect("connected");
+    assert!(
+        !options
+            .iter()
+            .any(|option| option.starts_with("auth-token")),
+        "{options:?}"
+    );
+}
+
+#[test]
+fn debug_of_auth_request_hides_the_password() {
+    let request = AuthRequest {
+        common_name: "alice".into(),
+        serial_hex: "07".into(),
+        username: Some("alice".into()),
+        password: Some(Secret::new(b"pw-alice".to_vec())),
+        client_version: None,
+        client_platform: None,
+        cipher: "AES-256-GCM".into(),
+    };
+    let debug = format!("{request:?}");
+    assert!(!debug.contains("pw-alice"), "{debug}");
 }
 
 #[test]
