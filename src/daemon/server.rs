@@ -65,10 +65,28 @@ struct UdpListener {
     state: quinn_udp::UdpSocketState,
 }
 
+/// Receive buffer of a UDP listener. A burst of junk must not fill the kernel's queue so far
+/// that clients' packets are dropped before the server sees them.
+const UDP_RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
+/// Datagrams handled per wake before the task looks at its other inputs again.
+const UDP_BATCH: usize = 64;
+
 impl UdpListener {
     fn new(socket: UdpSocket) -> io::Result<Self> {
         let state = quinn_udp::UdpSocketState::new((&socket).into())?;
+        set_receive_buffer(&socket, UDP_RECEIVE_BUFFER);
         Ok(Self { socket, state })
+    }
+
+    /// Receives a datagram that is already queued, without waiting.
+    fn try_receive(&self, buffer: &mut [u8]) -> Option<quinn_udp::RecvMeta> {
+        let mut meta = [quinn_udp::RecvMeta::default()];
+        let received = self.socket.try_io(tokio::io::Interest::READABLE, || {
+            let mut slices = [io::IoSliceMut::new(buffer)];
+            self.state
+                .recv((&self.socket).into(), &mut slices, &mut meta)
+        });
+        received.ok().map(|_| meta[0])
     }
 
     /// Receives one datagram, or several of the same size coalesced by GRO.
@@ -265,16 +283,25 @@ impl Server {
                         error,
                     });
                 }
-                Wake::Datagram(Ok(meta)) => {
-                    let stride = meta.stride.max(1);
-                    for packet in udp_buffer[..meta.len].chunks_mut(stride) {
-                        self.sessions.receive_datagram(
-                            &mut io,
-                            meta.addr,
-                            meta.dst_ip,
-                            packet,
-                            now,
-                        );
+                Wake::Datagram(Ok(first)) => {
+                    let mut next = Some(first);
+                    let mut handled = 0;
+                    while let Some(meta) = next {
+                        let stride = meta.stride.max(1);
+                        for packet in udp_buffer[..meta.len].chunks_mut(stride) {
+                            self.sessions.receive_datagram(
+                                &mut io,
+                                meta.addr,
+                                meta.dst_ip,
+                                packet,
+                                now,
+                            );
+                        }
+                        handled += 1;
+                        next = match (&self.listener, handled < UDP_BATCH) {
+                            (Listener::Udp(socket), true) => socket.try_receive(&mut udp_buffer),
+                            _ => None,
+                        };
                     }
                 }
                 Wake::Datagram(Err(error)) => io.failures.note("UDP receive", &error),
@@ -473,6 +500,30 @@ async fn bind(server: &SslServer, address: SocketAddr) -> Result<Listener, Serve
         fix: bind_fix(&error),
         error,
     })
+}
+
+/// Raises a socket's receive buffer, past `net.core.rmem_max` when the process may
+/// (CAP_NET_ADMIN); a failure keeps the kernel's default, which still works.
+fn set_receive_buffer(socket: &UdpSocket, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    for option in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: setsockopt reads `size` for the length given; the descriptor belongs to a
+        // socket that outlives the call.
+        let result = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                std::ptr::from_ref(&size).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if result == 0 {
+            return;
+        }
+    }
+    debug!("could not raise the UDP receive buffer; keeping the default");
 }
 
 async fn receive(listener: &Listener, buffer: &mut [u8]) -> io::Result<quinn_udp::RecvMeta> {
