@@ -468,7 +468,7 @@ impl Session {
         }
         if self.established {
             deadline = deadline.min(self.last_sent + self.config.keepalive_interval);
-            if let [current] = &self.keys[..] {
+            if let Some(current) = self.sole_active_key() {
                 deadline = deadline.min(current.created + self.config.reneg_interval);
             }
         }
@@ -513,12 +513,10 @@ impl Session {
         }
         self.keys
             .retain(|key| !key.retired_before(now, LAME_DUCK_TIME));
-        let renegotiating = self.keys.len() > 1;
         let key_expired = self
-            .keys
-            .first()
+            .sole_active_key()
             .is_some_and(|key| now >= key.created + self.config.reneg_interval);
-        if self.established && !renegotiating && key_expired {
+        if self.established && key_expired {
             self.begin_renegotiation(now);
         }
     }
@@ -588,13 +586,26 @@ impl Session {
         now >= self.last_sent + self.config.keepalive_interval
     }
 
+    /// The current key when no renegotiation runs; retired keys do not count.
+    fn sole_active_key(&self) -> Option<&KeyState> {
+        let mut active = self.keys.iter().filter(|key| !key.is_retired());
+        match (active.next(), active.next()) {
+            (Some(key), None) => Some(key),
+            _ => None,
+        }
+    }
+
     fn key_index(&self, key_id: KeyId) -> Option<usize> {
         self.keys.iter().position(|key| key.key_id == key_id)
     }
 
     /// Adds a key state for the next key id; the caller decides who sends the soft reset.
     fn begin_renegotiation(&mut self, now: Instant) -> Option<usize> {
-        if self.negotiated.is_none() || self.keys.len() >= 3 {
+        // A new key exchange ends the lame duck time of a retired key, as in OpenVPN, which
+        // keeps one lame duck at most; otherwise renegotiations closer than the lame duck
+        // time would run out of key slots.
+        self.keys.retain(|key| !key.is_retired());
+        if self.negotiated.is_none() || self.keys.len() >= 2 {
             return None;
         }
         let key_id = self.next_key_id;
