@@ -14,6 +14,19 @@ fn assert_reaches_host(gateway: &Gateway) {
     assert_eq!(received, 5, "pings to the local host lost");
 }
 
+/// Pings with 1500-byte packets, whose encrypted form exceeds the 1500-byte links and must be
+/// fragmented on the way.
+fn assert_full_size_packets_pass(gateway: &Gateway) {
+    let host = gateway.host().to_string();
+    let output = gateway.bed.exec(
+        Ns::Client,
+        "ping",
+        &["-n", "-c", "3", "-i", "0.2", "-W", "2", "-s", "1472", &host],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "1500-byte pings lost:\n{stdout}");
+}
+
 fn assert_iperf_both_ways(gateway: &Gateway) {
     let _server = gateway.bed.iperf3_server(Ns::Host, gateway.host());
     let throughput = gateway.bed.iperf3(Ns::Client, gateway.host(), 2);
@@ -35,6 +48,7 @@ fn single_client(server: Server, client_extra: &[&str], expected_cipher: &str) {
     let cidr: ipnet::Ipv4Net = server.client_cidr.parse().unwrap();
     assert!(cidr.contains(&address), "{address} outside {cidr}");
     assert_reaches_host(&gateway);
+    assert_full_size_packets_pass(&gateway);
     assert_iperf_both_ways(&gateway);
     let log = client.log();
     let shown = if expected_cipher == "none" {

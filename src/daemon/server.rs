@@ -75,6 +75,7 @@ impl UdpListener {
     fn new(socket: UdpSocket) -> io::Result<Self> {
         let state = quinn_udp::UdpSocketState::new((&socket).into())?;
         set_receive_buffer(&socket, UDP_RECEIVE_BUFFER);
+        allow_fragmentation(&socket)?;
         Ok(Self { socket, state })
     }
 
@@ -500,6 +501,41 @@ async fn bind(server: &SslServer, address: SocketAddr) -> Result<Listener, Serve
         fix: bind_fix(&error),
         error,
     })
+}
+
+/// Lets the kernel fragment large datagrams, as OpenVPN does by default. quinn-udp sets the
+/// Don't Fragment bit for QUIC's path MTU probing, which would make every encrypted packet of
+/// a full-size tunnel packet fail with EMSGSIZE on a 1500-byte link.
+fn allow_fragmentation(socket: &UdpSocket) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (level, option, value) = match socket.local_addr()? {
+        SocketAddr::V4(_) => (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_DONT,
+        ),
+        SocketAddr::V6(_) => (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_DONT,
+        ),
+    };
+    // SAFETY: setsockopt reads `value` for the length given; the descriptor belongs to a
+    // socket that outlives the call.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            option,
+            std::ptr::from_ref(&value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Raises a socket's receive buffer, past `net.core.rmem_max` when the process may
