@@ -310,3 +310,21 @@ fn client_without_shared_cipher_is_told_why() {
     assert!(line.contains("AES-256-CBC"), "{line}");
     assert!(line.contains("AES-128-CBC"), "{line}");
 }
+
+#[test]
+fn sighup_leaves_clients_connected() {
+    let mut gateway = Gateway::new("hangup", &[Server::default()]);
+    let profile = gateway.profile("office", "alice");
+    let mut client = gateway.connect(&profile, &[]);
+    wait_connected(&mut client);
+    gateway.daemon().signal(libc::SIGHUP);
+    let logged = gateway
+        .daemon()
+        .wait_for_line("SIGHUP received", Duration::from_secs(5));
+    assert!(logged.is_ok(), "{}", gateway.daemon().log_tail());
+    assert!(
+        gateway.daemon().try_wait().is_none(),
+        "sslvpn exited on SIGHUP"
+    );
+    assert_reaches_host(&gateway);
+}

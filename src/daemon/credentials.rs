@@ -189,6 +189,25 @@ mod tests {
     }
 
     #[test]
+    fn crl_of_another_server_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        ServerPki::open_or_create(dir.path(), "office").unwrap();
+        ServerPki::open_or_create(dir.path(), "lab").unwrap();
+        std::fs::copy(
+            dir.path().join("lab/crl.pem"),
+            dir.path().join("office/crl.pem"),
+        )
+        .unwrap();
+        let error = load(dir.path(), "office")
+            .err()
+            .expect("foreign CRL rejected");
+        assert!(
+            error.to_string().contains("not by this server's CA"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn load_lists_revoked_serials() {
         let dir = tempfile::tempdir().unwrap();
         let mut pki = ServerPki::open_or_create(dir.path(), "office").unwrap();

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::config::Config;
 
@@ -54,6 +54,20 @@ async fn run(config: &Config) -> Result<(), ServeError> {
         signal: "SIGINT",
         error,
     })?;
+    // OpenVPN admins and logrotate send SIGHUP and SIGUSR1/2 routinely; their default action
+    // would kill the daemon without telling any client.
+    let mut hangup = signal(SignalKind::hangup()).map_err(|error| ServeError::Signal {
+        signal: "SIGHUP",
+        error,
+    })?;
+    let mut user1 = signal(SignalKind::user_defined1()).map_err(|error| ServeError::Signal {
+        signal: "SIGUSR1",
+        error,
+    })?;
+    let mut user2 = signal(SignalKind::user_defined2()).map_err(|error| ServeError::Signal {
+        signal: "SIGUSR2",
+        error,
+    })?;
     check_device_names(config)?;
     if tun::ipv4_forwarding() == Some(false) {
         error!(
@@ -79,16 +93,24 @@ async fn run(config: &Config) -> Result<(), ServeError> {
         "gateway started"
     );
 
-    let mut outcome = tokio::select! {
-        _ = terminate.recv() => {
-            info!("SIGTERM received, stopping");
-            Ok(())
+    let mut outcome = loop {
+        tokio::select! {
+            _ = terminate.recv() => {
+                info!("SIGTERM received, stopping");
+                break Ok(());
+            }
+            _ = interrupt.recv() => {
+                info!("SIGINT received, stopping");
+                break Ok(());
+            }
+            // TODO: reread the configuration on SIGHUP.
+            _ = hangup.recv() => {
+                warn!("SIGHUP received; rereading the configuration is not supported yet, so it is ignored");
+            }
+            _ = user1.recv() => warn!("SIGUSR1 received and ignored"),
+            _ = user2.recv() => warn!("SIGUSR2 received and ignored"),
+            Some(joined) = tasks.join_next() => break Err(task_failure(joined)),
         }
-        _ = interrupt.recv() => {
-            info!("SIGINT received, stopping");
-            Ok(())
-        }
-        Some(joined) = tasks.join_next() => Err(task_failure(joined)),
     };
     let _ = stop_tx.send(true);
     while let Some(joined) = tasks.join_next().await {

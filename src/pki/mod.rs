@@ -186,6 +186,7 @@ impl ServerPki {
                 }
             })?;
         let crl = crl::load(&dir.crl())?;
+        crl::check_issuer(&crl, ca_cert.as_ref(), &dir.crl())?;
         Ok(Self {
             server_name: server_name.to_owned(),
             dir,
@@ -244,6 +245,7 @@ impl ServerPki {
             return Ok(false);
         }
         let loaded = crl::load(&path)?;
+        crl::check_issuer(&loaded, self.ca_cert.as_ref(), &path)?;
         let changed = loaded.der != self.crl.der;
         self.crl = loaded;
         if changed {
