@@ -97,6 +97,28 @@ fn parse(der: &[u8]) -> Result<(HashSet<Serial>, u64), String> {
     Ok((revoked, number))
 }
 
+/// Checks that the CRL at `path` was issued by the CA `ca`: a CRL copied from another SSL
+/// server would otherwise make every client's revocation status unknown, so all of them would
+/// be rejected.
+pub fn check_issuer(crl: &LoadedCrl, ca: &[u8], path: &Path) -> Result<(), PkiError> {
+    let corrupt = |reason: String| PkiError::Corrupt {
+        path: path.to_owned(),
+        reason,
+    };
+    let (_, ca) = x509_parser::parse_x509_certificate(ca)
+        .map_err(|error| corrupt(format!("CA certificate: {error}")))?;
+    let (_, list) = x509_parser::parse_x509_crl(crl.der.as_ref())
+        .map_err(|error| corrupt(error.to_string()))?;
+    if list.issuer().as_raw() != ca.subject().as_raw() {
+        return Err(corrupt(format!(
+            "issued by \"{}\", not by this server's CA \"{}\"; restore this server's own crl.pem",
+            list.issuer(),
+            ca.subject()
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,26 +160,4 @@ mod tests {
             "{result:?}"
         );
     }
-}
-
-/// Checks that the CRL at `path` was issued by the CA `ca`: a CRL copied from another SSL
-/// server would otherwise make every client's revocation status unknown, so all of them would
-/// be rejected.
-pub fn check_issuer(crl: &LoadedCrl, ca: &[u8], path: &Path) -> Result<(), PkiError> {
-    let corrupt = |reason: String| PkiError::Corrupt {
-        path: path.to_owned(),
-        reason,
-    };
-    let (_, ca) = x509_parser::parse_x509_certificate(ca)
-        .map_err(|error| corrupt(format!("CA certificate: {error}")))?;
-    let (_, list) = x509_parser::parse_x509_crl(crl.der.as_ref())
-        .map_err(|error| corrupt(error.to_string()))?;
-    if list.issuer().as_raw() != ca.subject().as_raw() {
-        return Err(corrupt(format!(
-            "issued by \"{}\", not by this server's CA \"{}\"; restore this server's own crl.pem",
-            list.issuer(),
-            ca.subject()
-        )));
-    }
-    Ok(())
 }
