@@ -238,6 +238,17 @@ fn check_client_cidr(
         ));
         return;
     }
+    for &(base, prefix, what) in FORBIDDEN_NETWORKS {
+        let forbidden = Ipv4Net::new(base, prefix).expect("constant prefix is valid");
+        if overlaps(cidr, &forbidden) {
+            violations.push(violation(
+                &server.place,
+                FIELD,
+                &quoted,
+                format!("overlaps the {what} range {forbidden}, which cannot hold tunnel addresses; use a private range such as \"10.8.0.0/24\""),
+            ));
+        }
+    }
     let local_networks = server.local_networks.iter().flatten();
     for (network_text, network) in local_networks {
         if network.is_some_and(|network| overlaps(cidr, &network)) {

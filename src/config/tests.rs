@@ -437,3 +437,16 @@ fn syntax_error_is_reported() {
     let error = load("[gateway\n").unwrap_err();
     assert!(matches!(error, ConfigError::Syntax { .. }), "{error}");
 }
+
+#[test]
+fn client_cidr_forbidden_ranges() {
+    for (cidr, what) in [
+        ("127.8.0.0/24", "loopback"),
+        ("169.254.1.0/24", "link-local"),
+        ("224.1.0.0/24", "multicast"),
+        ("255.255.0.0/24", "broadcast"),
+    ] {
+        let text = with_server_line(&format!("client_cidr = \"{cidr}\""));
+        assert_one_violation(&text, "client_cidr", what);
+    }
+}

@@ -132,6 +132,32 @@ pub(crate) struct Sessions<S> {
     /// The key of stateless UDP handshakes; None starts sessions from the hard reset itself.
     cookie: Option<CookieKey>,
     reply_limiter: stateless::ReplyLimiter,
+    failure_log: LogBudget,
+}
+
+/// Lines a peer-triggered log message may take per minute before it drops to debug.
+const LOG_LINES_PER_MINUTE: u32 = 20;
+
+/// Counts log lines that peers can trigger, per minute.
+#[derive(Debug, Default)]
+struct LogBudget {
+    minute_start: Option<Instant>,
+    lines: u32,
+}
+
+impl LogBudget {
+    /// Counts one line and returns whether it fits in this minute's budget.
+    fn allow(&mut self, now: Instant) -> bool {
+        let expired = self
+            .minute_start
+            .is_none_or(|start| now.saturating_duration_since(start).as_secs() >= 60);
+        if expired {
+            self.minute_start = Some(now);
+            self.lines = 0;
+        }
+        self.lines += 1;
+        self.lines <= LOG_LINES_PER_MINUTE
+    }
 }
 
 impl<S: DrivenSession> Sessions<S> {
@@ -163,6 +189,7 @@ impl<S: DrivenSession> Sessions<S> {
             buffer: Vec::with_capacity(2048),
             cookie: None,
             reply_limiter: stateless::ReplyLimiter::new(),
+            failure_log: LogBudget::default(),
         }
     }
 
@@ -532,7 +559,13 @@ impl<S: DrivenSession> Sessions<S> {
             }
             None => {
                 self.handshaking = self.handshaking.saturating_sub(1);
-                debug!(remote = %entry.link.remote, %reason, "session ended before authentication");
+                // Admins need to see rejected certificates and failed handshakes, but a peer
+                // can cause them at will, so only the first few per minute reach info.
+                if self.failure_log.allow(Instant::now()) {
+                    info!(remote = %entry.link.remote, %reason, "session ended before authentication");
+                } else {
+                    debug!(remote = %entry.link.remote, %reason, "session ended before authentication");
+                }
             }
         }
         io.close(entry.link);
