@@ -165,7 +165,11 @@ fn three_clients_at_once() {
 
 #[test]
 fn revoked_certificate_is_refused_and_dropped() {
-    let mut gateway = Gateway::new("revoke", &[Server::default()]);
+    let server = Server {
+        protocol: "udp",
+        ..Server::default()
+    };
+    let mut gateway = Gateway::new("revoke", &[server]);
     let profile = gateway.profile("office", "alice");
     let mut client = gateway.connect(&profile, &[]);
     wait_connected(&mut client);
@@ -183,6 +187,9 @@ fn revoked_certificate_is_refused_and_dropped() {
         .daemon()
         .wait_for_line("revoked", Duration::from_secs(10));
     assert!(dropped.is_ok(), "{}", gateway.daemon().log_tail());
+    // Over UDP the client learns at once, instead of at its next ping-restart.
+    let told = client.wait_for_line("AUTH_FAILED", Duration::from_secs(5));
+    assert!(told.is_ok(), "client not told:\n{}", client.log_tail());
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(10) && gateway.ping_host(1) == 1 {}
     assert_eq!(

@@ -320,7 +320,8 @@ impl<S: DrivenSession> Sessions<S> {
             .collect();
         for (conn, common_name, serial) in doomed {
             info!(%common_name, %serial, "closing the connection of a revoked certificate");
-            self.close_session(io, conn, CloseKind::Drop, "certificate revoked", now);
+            let kind = CloseKind::Revoke("certificate revoked".to_owned());
+            self.close_session(io, conn, kind, "certificate revoked", now);
         }
     }
 

@@ -162,7 +162,7 @@ impl<S: DrivenSession> Sessions<S> {
             return;
         };
         info!(common_name = %client.common_name, %reason, "closing the connection");
-        entry.close_reason.get_or_insert(reason);
-        entry.session.close(CloseKind::Drop, now);
+        entry.close_reason.get_or_insert(reason.clone());
+        entry.session.close(CloseKind::Revoke(reason), now);
     }
 }

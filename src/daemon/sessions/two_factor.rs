@@ -319,7 +319,8 @@ impl<S: DrivenSession> Sessions<S> {
             .collect();
         for (conn, username) in removed {
             info!(?username, "closing the connection of a removed user");
-            self.close_session(io, conn, CloseKind::Drop, "user removed", now);
+            let kind = CloseKind::Revoke("user removed".to_owned());
+            self.close_session(io, conn, kind, "user removed", now);
         }
     }
 

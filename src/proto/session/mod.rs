@@ -144,7 +144,10 @@ pub enum SessionError {
 pub enum CloseKind {
     /// Tell the client to reconnect at once (server shutdown): sends RESTART.
     Restart,
-    /// Drop without a message (certificate revoked, killed by an admin, replaced).
+    /// Tell the client it may not come back (certificate revoked, user removed): sends
+    /// `AUTH_FAILED,<reason>`, which makes OpenVPN clients stop instead of reconnecting.
+    Revoke(String),
+    /// Drop without a message (connection lost, replaced by a newer one).
     Drop,
 }
 
@@ -558,6 +561,11 @@ impl Session {
                 self.events.push_back(Event::Closed {
                     reason: "server is restarting".to_owned(),
                 });
+            }
+            CloseKind::Revoke(reason) => {
+                self.send_text(&format!("AUTH_FAILED,{reason}"), now);
+                self.lifecycle = Lifecycle::Closing(now + CLOSE_LINGER);
+                self.events.push_back(Event::Closed { reason });
             }
             CloseKind::Drop => self.finish("dropped by the server"),
         }
