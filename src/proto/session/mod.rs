@@ -417,10 +417,15 @@ impl Session {
             if let Some(at) = key.next_timeout(self.config.hand_window) {
                 deadline = deadline.min(at);
             }
+            if let Some(at) = key.retirement_end(LAME_DUCK_TIME) {
+                deadline = deadline.min(at);
+            }
         }
         if self.established {
             deadline = deadline.min(self.last_sent + self.config.keepalive_interval);
-            if let Some(current) = self.keys.first() {
+            // Like `handle_timeout`, wait for a running renegotiation or a lame duck key to
+            // end before the next one; its expired deadline would otherwise stay in the past.
+            if let [current] = &self.keys[..] {
                 deadline = deadline.min(current.created + self.config.reneg_interval);
             }
         }
@@ -470,8 +475,12 @@ impl Session {
         }
     }
 
-    /// Accepts or rejects a client after [`Event::Authenticate`].
+    /// Accepts or rejects a client after [`Event::Authenticate`]. A session that is already
+    /// closing or closed ignores the decision, because it reported `Closed` once already.
     pub fn authorize(&mut self, decision: Authorization, now: Instant) {
+        if self.lifecycle != Lifecycle::Open {
+            return;
+        }
         match decision {
             Authorization::Accept(client) => {
                 self.client = Some(client);

@@ -341,3 +341,54 @@ fn spoofed_source_is_dropped() {
         "{result:?}"
     );
 }
+
+/// Once the key expires the server starts a renegotiation; until that ends, the expired
+/// renegotiation time must not stay the next deadline, or the driver would spin.
+#[test]
+fn renegotiation_deadline_lies_ahead() {
+    let ca = TestCa::new("office CA");
+    let client = client_config(&ca, &["AES-256-GCM"], "AES-128-CBC");
+    let mut config = server_config(&ca, false, "AES-128-CBC");
+    Arc::get_mut(&mut config).unwrap().reneg_interval = Duration::from_secs(100);
+    let mut pair = Pair::new(config, client);
+    pair.run(40);
+    assert!(pair.connected().is_some());
+    let server = pair.server.as_mut().unwrap();
+    let later = pair.start + Duration::from_secs(101);
+    server.handle_timeout(later);
+    let mut buf = Vec::new();
+    let mut sent = Vec::new();
+    while server.poll_transmit(later, &mut buf) {
+        sent.push(buf[0] >> 3);
+    }
+    assert!(sent.contains(&Opcode::SoftResetV1.as_u8()), "{sent:?}");
+    let deadline = server.poll_timeout().unwrap();
+    assert!(deadline > later, "{:?} in the past", later - deadline);
+}
+
+/// An authentication result that arrives after the session ended must not revive it.
+#[test]
+fn late_authorization_is_ignored() {
+    let ca = TestCa::new("office CA");
+    let client = client_config(&ca, &["AES-256-GCM"], "AES-128-CBC");
+    let mut pair = Pair::new(server_config(&ca, false, "AES-128-CBC"), client);
+    pair.run(40);
+    let server = pair.server.as_mut().unwrap();
+    server.close(CloseKind::Drop, pair.now);
+    let closed: Vec<_> = std::iter::from_fn(|| server.poll_event()).collect();
+    assert!(matches!(&closed[..], [Event::Closed { .. }]), "{closed:?}");
+
+    server.authorize(Authorization::Reject("too late".into()), pair.now);
+    server.authorize(
+        Authorization::Accept(ClientNetwork {
+            address: CLIENT_ADDRESS,
+            peer_or_netmask: Ipv4Addr::new(10, 8, 0, 5),
+        }),
+        pair.now,
+    );
+    let later: Vec<_> = std::iter::from_fn(|| server.poll_event()).collect();
+    assert!(later.is_empty(), "{later:?}");
+    assert!(server.is_closed());
+    assert_eq!(server.poll_timeout(), None);
+    assert!(!server.poll_transmit(pair.now, &mut Vec::new()));
+}
