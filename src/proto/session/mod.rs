@@ -423,8 +423,8 @@ impl Session {
         }
         if self.established {
             deadline = deadline.min(self.last_sent + self.config.keepalive_interval);
-            // Like `handle_timeout`, wait for a running renegotiation or a lame duck key to
-            // end before the next one; its expired deadline would otherwise stay in the past.
+            // Like `handle_timeout`, start no renegotiation while one runs or a lame duck key
+            // remains. Otherwise the expired time stays the deadline and the driver spins.
             if let [current] = &self.keys[..] {
                 deadline = deadline.min(current.created + self.config.reneg_interval);
             }
@@ -711,5 +711,7 @@ fn source_is(ip: &[u8], address: Ipv4Addr) -> bool {
     ip.len() >= 20 && ip[0] >> 4 == 4 && ip[12..16] == address.octets()
 }
 
+#[cfg(test)]
+mod fuzz_tests;
 #[cfg(test)]
 mod tests;

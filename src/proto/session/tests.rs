@@ -342,8 +342,8 @@ fn spoofed_source_is_dropped() {
     );
 }
 
-/// Once the key expires the server starts a renegotiation; until that ends, the expired
-/// renegotiation time must not stay the next deadline, or the driver would spin.
+/// Once the key expires, the server starts a renegotiation. Until that ends, the expired
+/// renegotiation time must not remain the next deadline, or the driver would spin.
 #[test]
 fn renegotiation_deadline_lies_ahead() {
     let ca = TestCa::new("office CA");
