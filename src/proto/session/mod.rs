@@ -278,7 +278,10 @@ impl Session {
         }
         let index = match self.key_index(packet.key_id) {
             Some(index) => index,
-            None if packet.opcode == Opcode::SoftResetV1 && packet.key_id == self.next_key_id => {
+            None if packet.opcode == Opcode::SoftResetV1
+                && packet.key_id == self.next_key_id
+                && self.lifecycle == Lifecycle::Open =>
+            {
                 match self.begin_renegotiation(now) {
                     Some(index) => index,
                     None => return Incoming::Dropped("renegotiation failed"),
@@ -289,6 +292,11 @@ impl Session {
         self.last_received = now;
         let key = &mut self.keys[index];
         key.handle_acks(packet.acks.as_slice());
+        if self.lifecycle != Lifecycle::Open {
+            // A closing session only waits for the ACK of its last message, so it reads no
+            // more TLS and reports no more events.
+            return Incoming::Consumed;
+        }
         if let Some(message_id) = packet.message_id {
             key.receive(message_id, packet.opcode, packet.payload);
         }
@@ -297,6 +305,9 @@ impl Session {
     }
 
     fn handle_data(&mut self, packet: &mut [u8], now: Instant) -> Incoming<'_> {
+        if self.lifecycle != Lifecycle::Open {
+            return Incoming::Dropped("closing");
+        }
         let Ok(key_id) = KeyId::new(packet[0] & 0x07) else {
             return Incoming::Dropped("bad key id");
         };

@@ -392,3 +392,41 @@ fn late_authorization_is_ignored() {
     assert_eq!(server.poll_timeout(), None);
     assert!(!server.poll_transmit(pair.now, &mut Vec::new()));
 }
+
+/// While RESTART lingers, the session forwards no data and starts no renegotiation, so it
+/// reports nothing after `Closed`.
+#[test]
+fn closing_session_ignores_new_work() {
+    let ca = TestCa::new("office CA");
+    let client = client_config(&ca, &["AES-256-GCM"], "AES-128-CBC");
+    let mut pair = Pair::new(server_config(&ca, false, "AES-128-CBC"), client);
+    pair.run(40);
+    let outbound = ip_packet(CLIENT_ADDRESS, b"late data");
+    let mut wire = pair.client.encrypt(&outbound).expect("client has keys");
+    let server = pair.server.as_mut().unwrap();
+    server.close(CloseKind::Restart, pair.now);
+    let closed: Vec<_> = std::iter::from_fn(|| server.poll_event()).collect();
+    assert!(matches!(&closed[..], [Event::Closed { .. }]), "{closed:?}");
+
+    let result = server.handle_packet(&mut wire, pair.now);
+    assert!(matches!(result, Incoming::Dropped("closing")), "{result:?}");
+
+    let soft_reset = ControlPacket {
+        opcode: Opcode::SoftResetV1,
+        key_id: KeyId::ZERO.next(),
+        session_id: server.peer_session_id,
+        acks: Default::default(),
+        peer_session_id: None,
+        message_id: Some(0),
+        payload: &[],
+    };
+    let mut wire = Vec::new();
+    soft_reset.encode(&mut wire).unwrap();
+    let result = server.handle_packet(&mut wire, pair.now);
+    assert!(
+        matches!(result, Incoming::Dropped("unknown key id")),
+        "{result:?}"
+    );
+    assert_eq!(server.keys.len(), 1);
+    assert!(server.poll_event().is_none());
+}
