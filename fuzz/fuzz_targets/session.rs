@@ -7,6 +7,9 @@
 
 #![no_main]
 
+#[path = "session_support/rekey.rs"]
+mod rekey;
+
 use std::net::Ipv4Addr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -17,6 +20,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SerialNumber,
 };
+use rekey::Rekey;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sslvpn::config::Topology;
 use sslvpn::proto::client::{Client, ClientConfig};
@@ -177,6 +181,13 @@ enum Op {
     ClientIp(Vec<u8>),
     /// Moves packets between the real client and the server this many times.
     Exchange(u8),
+    /// Runs a client renegotiation for this many rounds: the one in progress, or a new one
+    /// for `key_id` (values above 7 pick the key id the server expects).
+    Rekey {
+        restart: bool,
+        key_id: u8,
+        rounds: u8,
+    },
     Advance(u32),
     /// Jumps to the session's next deadline.
     Deadline,
@@ -198,6 +209,10 @@ struct Harness {
     decision: u8,
     closed_events: usize,
     buffer: Vec<u8>,
+    rekey: Option<Rekey>,
+    trace: bool,
+    /// The key id of the next renegotiation, as the server counts.
+    next_key_id: KeyId,
 }
 
 impl Harness {
@@ -239,7 +254,10 @@ impl Harness {
 
     fn drain_events(&mut self) {
         while let Some(event) = self.session.poll_event() {
-            let _ = format!("{event:?}");
+            let text = format!("{event:?}");
+            if self.trace {
+                eprintln!("event {text}");
+            }
             match event {
                 Event::Closed { .. } => {
                     self.closed_events += 1;
@@ -291,12 +309,71 @@ impl Harness {
         packets
     }
 
+    /// Hands the server's packets to the renegotiating client side when they carry its key
+    /// id, and to the real client otherwise.
     fn deliver(&mut self, packets: Vec<Vec<u8>>) {
-        if let Some(client) = &mut self.client {
-            for mut packet in packets {
+        for mut packet in packets {
+            let first = packet[0];
+            let control = Opcode::from_u8(first >> 3).is_some_and(|opcode| opcode.is_control());
+            if control && first >> 3 == Opcode::SoftResetV1.as_u8() {
+                self.next_key_id = KeyId::new(first & 7).expect("three bits");
+            }
+            if let Some(rekey) = &mut self.rekey
+                && control
+                && rekey.key_id.get() == first & 7
+            {
+                let mut plain = Vec::new();
+                if self.wrap.unwrap(&packet, &mut plain).is_ok() {
+                    rekey.handle(&plain);
+                }
+                continue;
+            }
+            if let Some(client) = &mut self.client {
                 client.handle_packet(&mut packet, self.now);
             }
+        }
+        if let Some(client) = &mut self.client {
             while client.poll_event().is_some() {}
+        }
+    }
+
+    fn rekey(&mut self, restart: bool, key_id: u8, rounds: u8) {
+        let Some(server_id) = self.server_session_id else {
+            return;
+        };
+        if restart || self.rekey.is_none() {
+            let key_id = match KeyId::new(key_id) {
+                Ok(key_id) => key_id,
+                Err(_) => self.next_key_id,
+            };
+            self.next_key_id = key_id.next();
+            let tls = setup().client_tls.clone();
+            self.rekey = Some(Rekey::new(tls, key_id, self.client_session_id, server_id));
+        }
+        for _ in 0..rounds {
+            let unix = self.unix();
+            let outgoing = match &mut self.rekey {
+                Some(rekey) => rekey.poll(self.now),
+                None => return,
+            };
+            let mut moved = !outgoing.is_empty();
+            for plain in outgoing {
+                let mut wire = Vec::new();
+                if self.wrap.wrap(&plain, unix, &mut wire).is_ok() {
+                    self.handle(wire);
+                }
+            }
+            self.drain_events();
+            let packets = self.transmit();
+            moved |= !packets.is_empty();
+            self.deliver(packets);
+            if !moved {
+                self.now += Duration::from_millis(200);
+                self.timeout();
+            }
+            if !moved && self.rekey.as_ref().is_some_and(Rekey::is_done) {
+                return;
+            }
         }
     }
 
@@ -407,6 +484,11 @@ impl Harness {
                 }
             }
             Op::Exchange(rounds) => self.exchange(rounds % 16),
+            Op::Rekey {
+                restart,
+                key_id,
+                rounds,
+            } => self.rekey(restart, key_id, rounds % 32),
             Op::Advance(millis) => {
                 self.now += Duration::from_millis(u64::from(millis % 600_000));
                 self.timeout();
@@ -644,12 +726,15 @@ fn run(data: &[u8]) -> arbitrary::Result<()> {
         decision: settings.decision,
         closed_events: 0,
         buffer: Vec::new(),
+        rekey: None,
+        trace: std::env::var_os("SESSION_FUZZ_TRACE").is_some(),
+        next_key_id: KeyId::ZERO.next(),
     };
     harness.drain_events();
     if harness.client.is_some() {
         harness.exchange(40);
     }
-    let trace = std::env::var_os("SESSION_FUZZ_TRACE").is_some();
+    let trace = harness.trace;
     if trace {
         eprintln!(
             "handshake {handshake}, {settings:?}, first packet of {} bytes",
