@@ -635,6 +635,11 @@ impl Session {
     }
 
     fn handle_text(&mut self, message: &[u8], now: Instant) {
+        // A renegotiation with another certificate ends the session in the middle of a
+        // batch of messages, and a PUSH_REQUEST after that must not report Established.
+        if self.lifecycle != Lifecycle::Open {
+            return;
+        }
         match ControlMessage::parse(message) {
             Ok(ControlMessage::PushRequest) => {
                 self.push_requested = true;

@@ -430,3 +430,22 @@ fn closing_session_ignores_new_work() {
     assert_eq!(server.keys.len(), 1);
     assert!(server.poll_event().is_none());
 }
+
+/// Text messages that arrive in the same batch as the end of the session are ignored, so a
+/// PUSH_REQUEST cannot report `Established` after `Closed`.
+#[test]
+fn push_request_after_close_is_ignored() {
+    let ca = TestCa::new("office CA");
+    let client = client_config(&ca, &["AES-256-GCM"], "AES-128-CBC");
+    let mut pair = Pair::new(server_config(&ca, false, "AES-128-CBC"), client);
+    pair.run(40);
+    let server = pair.server.as_mut().unwrap();
+    // The state after the client was accepted but before its PUSH_REQUEST arrived.
+    server.established = false;
+    server.push_requested = false;
+    server.finish("renegotiation presented another certificate");
+    server.handle_text(b"PUSH_REQUEST", pair.now);
+    let events: Vec<_> = std::iter::from_fn(|| server.poll_event()).collect();
+    assert!(matches!(&events[..], [Event::Closed { .. }]), "{events:?}");
+    assert!(!server.established);
+}
