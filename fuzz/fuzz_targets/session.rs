@@ -51,6 +51,8 @@ const CIPHERS: [&str; 6] = [
 struct Setup {
     server_tls: Arc<rustls::ServerConfig>,
     client_tls: Arc<rustls::ClientConfig>,
+    /// A second client certificate from the same CA, with another common name.
+    other_client_tls: Arc<rustls::ClientConfig>,
     static_key: Arc<StaticKey>,
 }
 
@@ -72,10 +74,13 @@ fn setup() -> &'static Setup {
         let issuer = Issuer::new(params, ca_key);
         let (server_der, server_key) = issue(&issuer, "fuzz-server", true);
         let (client_der, client_key) = issue(&issuer, "alice", false);
+        let (other_der, other_key) = issue(&issuer, "mallory", false);
         let server_tls = tls::server_config(ca_der.clone(), vec![server_der], server_key, vec![])
             .expect("server TLS configuration");
-        let client_tls = tls::client_config(ca_der, vec![client_der], client_key)
+        let client_tls = tls::client_config(ca_der.clone(), vec![client_der], client_key)
             .expect("client TLS configuration");
+        let other_client_tls = tls::client_config(ca_der, vec![other_der], other_key)
+            .expect("second client TLS configuration");
         let mut bytes = [0; STATIC_KEY_LEN];
         for (index, byte) in bytes.iter_mut().enumerate() {
             *byte = (index as u8).wrapping_mul(17).wrapping_add(9);
@@ -83,6 +88,7 @@ fn setup() -> &'static Setup {
         Setup {
             server_tls,
             client_tls,
+            other_client_tls,
             static_key: Arc::new(StaticKey::from_bytes(bytes)),
         }
     })
@@ -182,11 +188,14 @@ enum Op {
     /// Moves packets between the real client and the server this many times.
     Exchange(u8),
     /// Runs a client renegotiation for this many rounds: the one in progress, or a new one
-    /// for `key_id` (values above 7 pick the key id the server expects).
+    /// for `key_id` (values above 7 pick the key id the server expects). A new one may
+    /// present another certificate and send PUSH_REQUEST after its key method 2 message.
     Rekey {
         restart: bool,
         key_id: u8,
         rounds: u8,
+        other_certificate: bool,
+        push_request: bool,
     },
     Advance(u32),
     /// Jumps to the session's next deadline.
@@ -195,6 +204,15 @@ enum Op {
     Authorize(bool),
     Encrypt(Vec<u8>),
     Close(bool),
+}
+
+/// The fields of [`Op::Rekey`].
+struct RekeyOp {
+    restart: bool,
+    key_id: u8,
+    rounds: u8,
+    other_certificate: bool,
+    push_request: bool,
 }
 
 struct Harness {
@@ -263,13 +281,16 @@ impl Harness {
                     self.closed_events += 1;
                     assert_eq!(self.closed_events, 1, "Closed reported twice");
                 }
-                Event::Authenticate(_) => match self.decision % 3 {
-                    0 => self.accept(),
-                    1 => self
-                        .session
-                        .authorize(Authorization::Reject("no".into()), self.now),
-                    _ => {}
-                },
+                Event::Authenticate(_) => {
+                    assert_eq!(self.closed_events, 0, "Authenticate after Closed");
+                    match self.decision % 3 {
+                        0 => self.accept(),
+                        1 => self
+                            .session
+                            .authorize(Authorization::Reject("no".into()), self.now),
+                        _ => {}
+                    }
+                }
                 Event::Established { .. } | Event::Renegotiated { .. } => {
                     assert_eq!(self.closed_events, 0, "event after Closed");
                 }
@@ -337,7 +358,14 @@ impl Harness {
         }
     }
 
-    fn rekey(&mut self, restart: bool, key_id: u8, rounds: u8) {
+    fn rekey(&mut self, op: RekeyOp) {
+        let RekeyOp {
+            restart,
+            key_id,
+            rounds,
+            other_certificate,
+            push_request,
+        } = op;
         let Some(server_id) = self.server_session_id else {
             return;
         };
@@ -347,8 +375,14 @@ impl Harness {
                 Err(_) => self.next_key_id,
             };
             self.next_key_id = key_id.next();
-            let tls = setup().client_tls.clone();
-            self.rekey = Some(Rekey::new(tls, key_id, self.client_session_id, server_id));
+            let tls = if other_certificate {
+                setup().other_client_tls.clone()
+            } else {
+                setup().client_tls.clone()
+            };
+            let mut rekey = Rekey::new(tls, key_id, self.client_session_id, server_id);
+            rekey.push_request = push_request;
+            self.rekey = Some(rekey);
         }
         for _ in 0..rounds {
             let unix = self.unix();
@@ -488,7 +522,15 @@ impl Harness {
                 restart,
                 key_id,
                 rounds,
-            } => self.rekey(restart, key_id, rounds % 32),
+                other_certificate,
+                push_request,
+            } => self.rekey(RekeyOp {
+                restart,
+                key_id,
+                rounds: rounds % 32,
+                other_certificate,
+                push_request,
+            }),
             Op::Advance(millis) => {
                 self.now += Duration::from_millis(u64::from(millis % 600_000));
                 self.timeout();

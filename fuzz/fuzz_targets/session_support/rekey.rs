@@ -24,6 +24,9 @@ pub struct Rekey {
     tls_out: Vec<u8>,
     sent_key: bool,
     plaintext: Vec<u8>,
+    /// Send PUSH_REQUEST right after the key method 2 message, which OpenVPN clients do only
+    /// on the first key.
+    pub push_request: bool,
 }
 
 impl Rekey {
@@ -48,6 +51,7 @@ impl Rekey {
             tls_out: Vec::new(),
             sent_key: false,
             plaintext: Vec::new(),
+            push_request: false,
         }
     }
 
@@ -122,7 +126,10 @@ impl Rekey {
             password: None,
             peer_info: "IV_VER=2.6.14\nIV_PROTO=14\nIV_CIPHERS=AES-256-GCM\n".to_owned(),
         };
-        let encoded = message.encode().expect("valid key message");
+        let mut encoded = message.encode().expect("valid key message").to_vec();
+        if self.push_request {
+            encoded.extend_from_slice(b"PUSH_REQUEST\0");
+        }
         if self.tls.write_plaintext(&encoded).is_ok() {
             self.sent_key = true;
         }
