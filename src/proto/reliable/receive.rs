@@ -396,4 +396,54 @@ mod tests {
         let message = window.pop_message().unwrap();
         assert_eq!(message.opcode, Opcode::SoftResetV1);
     }
+
+    proptest::proptest! {
+        /// Arbitrary ids, many of them near the next expected one, with pops in between:
+        /// delivery is in id order without gaps or repeats, each message keeps the payload
+        /// of its first arrival, and the window never contains more than its capacity.
+        #[test]
+        fn arbitrary_ids_deliver_in_order(
+            first in proptest::prelude::any::<u32>(),
+            steps in proptest::collection::vec((-20i64..20, 0u8..4), 0..200),
+        ) {
+            let config = ReceiveConfig {
+                first_message_id: first,
+                ..ReceiveConfig::default()
+            };
+            let mut window = ReceiveWindow::new(config);
+            let mut expected = first;
+            for (offset, action) in steps {
+                if action == 0 {
+                    if let Some(message) = window.pop_message() {
+                        proptest::prop_assert_eq!(message.message_id, expected);
+                        proptest::prop_assert_eq!(message.payload, expected.to_be_bytes());
+                        expected = expected.wrapping_add(1);
+                    }
+                    continue;
+                }
+                let id = window.next_message_id().wrapping_add_signed(offset as i32);
+                let outcome = window.receive(id, Opcode::ControlV1, &id.to_be_bytes());
+                proptest::prop_assert!(outcome.is_ok());
+                proptest::prop_assert!(window.slots.len() <= config.capacity);
+                proptest::prop_assert!(window.pending_ack_count() <= config.max_pending_acks);
+            }
+        }
+
+        #[test]
+        fn arbitrary_input_never_panics(
+            ids in proptest::collection::vec(proptest::prelude::any::<u32>(), 0..50),
+            opcode in 0u8..32,
+            len in 0usize..3000,
+        ) {
+            let mut window = window();
+            for id in ids {
+                if let Some(opcode) = Opcode::from_u8(opcode) {
+                    let _ = window.receive(id, opcode, &vec![0; len]);
+                }
+                let _ = window.pop_message();
+                let acks = window.take_acks(MAX_ACKS);
+                proptest::prop_assert!(acks.len() <= MAX_ACKS);
+            }
+        }
+    }
 }

@@ -375,7 +375,12 @@ impl KeyState {
     }
 
     pub(super) fn retired_before(&self, now: Instant, lame_duck: Duration) -> bool {
-        self.retired_at.is_some_and(|at| now >= at + lame_duck)
+        self.retirement_end(lame_duck).is_some_and(|end| now >= end)
+    }
+
+    /// When a retired key stops decrypting; `None` for a key in use.
+    pub(super) fn retirement_end(&self, lame_duck: Duration) -> Option<Instant> {
+        self.retired_at.map(|at| at + lame_duck)
     }
 
     pub(super) fn can_send_data(&self) -> bool {

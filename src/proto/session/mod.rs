@@ -320,7 +320,10 @@ impl Session {
         }
         let index = match self.key_index(packet.key_id) {
             Some(index) => index,
-            None if packet.opcode == Opcode::SoftResetV1 && packet.key_id == self.next_key_id => {
+            None if packet.opcode == Opcode::SoftResetV1
+                && packet.key_id == self.next_key_id
+                && self.lifecycle == Lifecycle::Open =>
+            {
                 match self.begin_renegotiation(now) {
                     Some(index) => index,
                     None => return Incoming::Dropped("renegotiation failed"),
@@ -331,6 +334,11 @@ impl Session {
         self.last_received = now;
         let key = &mut self.keys[index];
         key.handle_acks(packet.acks.as_slice());
+        if self.lifecycle != Lifecycle::Open {
+            // A closing session only waits for the ACK of its last message, so it reads no
+            // more TLS and reports no more events.
+            return Incoming::Consumed;
+        }
         if let Some(message_id) = packet.message_id {
             key.receive(message_id, packet.opcode, packet.payload);
         }
@@ -339,6 +347,9 @@ impl Session {
     }
 
     fn handle_data(&mut self, packet: &mut [u8], now: Instant) -> Incoming<'_> {
+        if self.lifecycle != Lifecycle::Open {
+            return Incoming::Dropped("closing");
+        }
         let Ok(key_id) = KeyId::new(packet[0] & 0x07) else {
             return Incoming::Dropped("bad key id");
         };
@@ -468,9 +479,14 @@ impl Session {
             if let Some(at) = key.next_timeout(self.config.hand_window) {
                 deadline = deadline.min(at);
             }
+            if let Some(at) = key.retirement_end(LAME_DUCK_TIME) {
+                deadline = deadline.min(at);
+            }
         }
         if self.established {
             deadline = deadline.min(self.last_sent + self.config.keepalive_interval);
+            // Like `handle_timeout`, start no renegotiation while one runs. Otherwise the
+            // expired time stays the deadline and the driver spins.
             if let Some(current) = self.sole_active_key() {
                 deadline = deadline.min(current.created + self.config.reneg_interval);
             }
@@ -524,8 +540,12 @@ impl Session {
         }
     }
 
-    /// Accepts or rejects a client after [`Event::Authenticate`].
+    /// Accepts or rejects a client after [`Event::Authenticate`]. A session that is already
+    /// closing or closed ignores the decision, because it reported `Closed` once already.
     pub fn authorize(&mut self, decision: Authorization, now: Instant) {
+        if self.lifecycle != Lifecycle::Open {
+            return;
+        }
         match decision {
             Authorization::Accept(client) => {
                 self.client = Some(client);
@@ -702,6 +722,11 @@ impl Session {
     }
 
     fn handle_text(&mut self, message: &[u8], now: Instant) {
+        // A renegotiation with another certificate ends the session in the middle of a
+        // batch of messages, and a PUSH_REQUEST after that must not report Established.
+        if self.lifecycle != Lifecycle::Open {
+            return;
+        }
         match ControlMessage::parse(message) {
             Ok(ControlMessage::PushRequest) => {
                 self.push_requested = true;
@@ -792,5 +817,7 @@ fn source_is(ip: &[u8], address: Ipv4Addr) -> bool {
     ip.len() >= 20 && ip[0] >> 4 == 4 && ip[12..16] == address.octets()
 }
 
+#[cfg(test)]
+mod fuzz_tests;
 #[cfg(test)]
 mod tests;

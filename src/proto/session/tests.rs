@@ -643,3 +643,111 @@ fn repeated_renegotiations_keep_working() {
     assert!(renegotiations >= 8, "{renegotiations} renegotiations");
     assert_data_both_ways(&mut pair);
 }
+
+/// Once the key expires, the server starts a renegotiation. Until that ends, the expired
+/// renegotiation time must not remain the next deadline, or the driver would spin.
+#[test]
+fn renegotiation_deadline_lies_ahead() {
+    let ca = TestCa::new("office CA");
+    let client = client_config(&ca, &["AES-256-GCM"], "AES-128-CBC");
+    let mut config = server_config(&ca, false, "AES-128-CBC");
+    Arc::get_mut(&mut config).unwrap().reneg_interval = Duration::from_secs(100);
+    let mut pair = Pair::new(config, client);
+    pair.run(40);
+    assert!(pair.connected().is_some());
+    let server = pair.server.as_mut().unwrap();
+    let later = pair.start + Duration::from_secs(101);
+    server.handle_timeout(later);
+    let mut buf = Vec::new();
+    let mut sent = Vec::new();
+    while server.poll_transmit(later, &mut buf) {
+        sent.push(buf[0] >> 3);
+    }
+    assert!(sent.contains(&Opcode::SoftResetV1.as_u8()), "{sent:?}");
+    let deadline = server.poll_timeout().unwrap();
+    assert!(deadline > later, "{:?} in the past", later - deadline);
+}
+
+/// An authentication result that arrives after the session ended must not revive it.
+#[test]
+fn late_authorization_is_ignored() {
+    let ca = TestCa::new("office CA");
+    let client = client_config(&ca, &["AES-256-GCM"], "AES-128-CBC");
+    let mut pair = Pair::new(server_config(&ca, false, "AES-128-CBC"), client);
+    pair.run(40);
+    let server = pair.server.as_mut().unwrap();
+    server.close(CloseKind::Drop, pair.now);
+    let closed: Vec<_> = std::iter::from_fn(|| server.poll_event()).collect();
+    assert!(matches!(&closed[..], [Event::Closed { .. }]), "{closed:?}");
+
+    server.authorize(Authorization::Reject("too late".into()), pair.now);
+    server.authorize(
+        Authorization::Accept(ClientNetwork {
+            address: CLIENT_ADDRESS,
+            peer_or_netmask: Ipv4Addr::new(10, 8, 0, 5),
+        }),
+        pair.now,
+    );
+    let later: Vec<_> = std::iter::from_fn(|| server.poll_event()).collect();
+    assert!(later.is_empty(), "{later:?}");
+    assert!(server.is_closed());
+    assert_eq!(server.poll_timeout(), None);
+    assert!(!server.poll_transmit(pair.now, &mut Vec::new()));
+}
+
+/// While RESTART lingers, the session forwards no data and starts no renegotiation, so it
+/// reports nothing after `Closed`.
+#[test]
+fn closing_session_ignores_new_work() {
+    let ca = TestCa::new("office CA");
+    let client = client_config(&ca, &["AES-256-GCM"], "AES-128-CBC");
+    let mut pair = Pair::new(server_config(&ca, false, "AES-128-CBC"), client);
+    pair.run(40);
+    let outbound = ip_packet(CLIENT_ADDRESS, b"late data");
+    let mut wire = pair.client.encrypt(&outbound).expect("client has keys");
+    let server = pair.server.as_mut().unwrap();
+    server.close(CloseKind::Restart, pair.now);
+    let closed: Vec<_> = std::iter::from_fn(|| server.poll_event()).collect();
+    assert!(matches!(&closed[..], [Event::Closed { .. }]), "{closed:?}");
+
+    let result = server.handle_packet(&mut wire, pair.now);
+    assert!(matches!(result, Incoming::Dropped("closing")), "{result:?}");
+
+    let soft_reset = ControlPacket {
+        opcode: Opcode::SoftResetV1,
+        key_id: KeyId::ZERO.next(),
+        session_id: server.peer_session_id,
+        acks: Default::default(),
+        peer_session_id: None,
+        message_id: Some(0),
+        payload: &[],
+    };
+    let mut wire = Vec::new();
+    soft_reset.encode(&mut wire).unwrap();
+    let result = server.handle_packet(&mut wire, pair.now);
+    assert!(
+        matches!(result, Incoming::Dropped("unknown key id")),
+        "{result:?}"
+    );
+    assert_eq!(server.keys.len(), 1);
+    assert!(server.poll_event().is_none());
+}
+
+/// Text messages that arrive in the same batch as the end of the session are ignored, so a
+/// PUSH_REQUEST cannot report `Established` after `Closed`.
+#[test]
+fn push_request_after_close_is_ignored() {
+    let ca = TestCa::new("office CA");
+    let client = client_config(&ca, &["AES-256-GCM"], "AES-128-CBC");
+    let mut pair = Pair::new(server_config(&ca, false, "AES-128-CBC"), client);
+    pair.run(40);
+    let server = pair.server.as_mut().unwrap();
+    // The state after the client was accepted but before its PUSH_REQUEST arrived.
+    server.established = false;
+    server.push_requested = false;
+    server.finish("renegotiation presented another certificate");
+    server.handle_text(b"PUSH_REQUEST", pair.now);
+    let events: Vec<_> = std::iter::from_fn(|| server.poll_event()).collect();
+    assert!(matches!(&events[..], [Event::Closed { .. }]), "{events:?}");
+    assert!(!server.established);
+}

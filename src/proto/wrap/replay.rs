@@ -272,4 +272,38 @@ mod tests {
         assert_eq!(window.check(id(1)), Ok(()));
         assert_eq!(window.check_and_record(id(1)), Ok(()));
     }
+
+    proptest::proptest! {
+        /// The window against a plain model: an id is accepted once, unless its counter is
+        /// 0, its time is older than the newest time, or its counter lies 64 or more below
+        /// the highest counter of the newest time.
+        #[test]
+        fn window_matches_model(
+            ids in proptest::collection::vec((0u32..200, 0u32..3), 0..300),
+        ) {
+            let mut window = ReplayWindow::default();
+            let mut newest: Option<ReplayId> = None;
+            let mut seen = std::collections::BTreeSet::new();
+            for (counter, time) in ids {
+                let id = ReplayId { counter, time };
+                let accept = counter != 0
+                    && match newest {
+                        None => true,
+                        Some(newest) if time != newest.time => time > newest.time,
+                        Some(newest) => {
+                            counter > newest.counter
+                                || (newest.counter - counter < WINDOW
+                                    && !seen.contains(&(time, counter)))
+                        }
+                    };
+                proptest::prop_assert_eq!(window.check_and_record(id).is_ok(), accept, "{:?}", id);
+                if accept {
+                    seen.insert((time, counter));
+                    if newest.is_none_or(|newest| time > newest.time || counter > newest.counter) {
+                        newest = Some(id);
+                    }
+                }
+            }
+        }
+    }
 }

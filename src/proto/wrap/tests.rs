@@ -313,3 +313,40 @@ fn debug_hides_keys() {
         assert!(text.len() < 60, "{name}: {text}");
     }
 }
+
+proptest::proptest! {
+    #[test]
+    fn unwrap_arbitrary_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+        for (name, mut server, _) in pairs() {
+            let mut out = vec![0xaa];
+            let result = server.unwrap(&bytes, &mut out);
+            if name == "none" {
+                proptest::prop_assert_eq!(result.is_ok(), bytes.len() >= HEADER_LEN);
+                continue;
+            }
+            proptest::prop_assert!(result.is_err(), "{} accepted arbitrary bytes", name);
+            proptest::prop_assert_eq!(&out, &[0xaa]);
+        }
+    }
+
+    #[test]
+    fn arbitrary_plaintext_round_trips(
+        plain in proptest::collection::vec(proptest::prelude::any::<u8>(), 9..300),
+        counter in proptest::prelude::any::<u32>(),
+    ) {
+        for (name, mut server, mut client) in pairs() {
+            client.set_send_counter(counter);
+            let mut wire = Vec::new();
+            if client.wrap(&plain, NOW, &mut wire).is_err() {
+                // Only an exhausted counter stops wrapping.
+                proptest::prop_assert_eq!(counter, u32::MAX);
+                continue;
+            }
+            let mut out = Vec::new();
+            server.unwrap(&wire, &mut out).expect("own packet unwraps");
+            proptest::prop_assert_eq!(&out, &plain, "{}", name);
+            let replayed = server.unwrap(&wire, &mut Vec::new());
+            proptest::prop_assert_eq!(replayed.is_err(), name != "none", "{}", name);
+        }
+    }
+}
