@@ -549,7 +549,13 @@ impl Session {
         match decision {
             Authorization::Accept(client) => {
                 self.client = Some(client);
-                if self.push_requested {
+                // Clients that announce it (IV_PROTO bit 2) take the reply without asking,
+                // which saves the second they wait before their first PUSH_REQUEST.
+                let pushes_early = self
+                    .peer_info
+                    .as_ref()
+                    .is_some_and(|info| info.iv_proto.request_push());
+                if self.push_requested || pushes_early {
                     self.send_push_reply(now);
                 }
             }
