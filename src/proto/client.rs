@@ -19,7 +19,7 @@ use crate::proto::reliable::{
 use crate::proto::tls::Tls;
 use crate::proto::wrap::{ControlWrap, WrapConfig};
 
-/// What the test client offers.
+/// The settings the test client offers.
 pub struct ClientConfig {
     pub tls: Arc<rustls::ClientConfig>,
     pub wrap: WrapConfig,
@@ -36,7 +36,7 @@ pub struct ClientConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientEvent {
-    /// The PUSH_REPLY arrived and the data keys are installed; holds the reply's options.
+    /// The PUSH_REPLY arrived and the data keys are installed; carries the reply's options.
     Connected(Vec<String>),
     AuthFailed(String),
     Restart,
@@ -181,7 +181,7 @@ impl Client {
         self.tls.read_plaintext(&mut self.plaintext);
         let awaiting_server_key = self.key_message.is_some() && self.key_server.is_none();
         if awaiting_server_key && let Ok(server) = ServerKeyMessage::parse(&self.plaintext) {
-            // Text messages may follow in the same read; the server's message re-encodes to
+            // Text messages may follow in the same read. The server's message re-encodes to
             // exactly the bytes it took, because a server sends no username or peer info.
             let used = server
                 .encode()
@@ -335,7 +335,7 @@ impl Client {
             .expect("empty window");
     }
 
-    /// The key id before the current one; ids run 0, 1, ..., 7, 1, ...
+    /// Returns the key id before the current one; ids run 0, 1, ..., 7, 1, ...
     fn previous_key_id(&self) -> KeyId {
         let previous = match self.key_id.get() {
             1 => 0,
@@ -344,7 +344,7 @@ impl Client {
         KeyId::new(previous).expect("key ids are 0..=7")
     }
 
-    /// The key id of the data keys in use.
+    /// Returns the key id of the data keys in use.
     pub fn key_id(&self) -> KeyId {
         self.key_id
     }

@@ -55,7 +55,7 @@ impl PeerIdentity {
         })
     }
 
-    /// The serial as uppercase hex, as `openssl x509 -serial` prints it.
+    /// Returns the serial as uppercase hex, as `openssl x509 -serial` prints it.
     pub fn serial_hex(&self) -> String {
         self.serial.iter().map(|b| format!("{b:02X}")).collect()
     }
@@ -83,8 +83,8 @@ impl Tls {
     }
 
     pub fn client(config: Arc<ClientConfig>) -> Result<Self, TlsError> {
-        // OpenVPN clients do not check the server's name unless told to (`verify-x509-name`);
-        // the name below only fills the SNI field and the verifier ignores it.
+        // OpenVPN clients check the server's name only with `verify-x509-name`, so the name
+        // below only fills the SNI field and the verifier ignores it.
         let name = ServerName::try_from("openvpn-server").expect("constant name is valid");
         let connection = ClientConnection::new(config, name)?;
         Ok(Self {
@@ -135,7 +135,7 @@ impl Tls {
         self.connection.is_handshaking()
     }
 
-    /// The identity in the peer's certificate, once the handshake verified it.
+    /// Returns the identity in the peer's certificate, once the handshake verified it.
     pub fn peer_identity(&self) -> Option<PeerIdentity> {
         let certificates = self.connection.peer_certificates()?;
         PeerIdentity::from_der(certificates.first()?)

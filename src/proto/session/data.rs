@@ -24,7 +24,7 @@ impl DataChannel {
         }
     }
 
-    /// Frames and encrypts `payload` into `out`, which then holds exactly the packet.
+    /// Frames and encrypts `payload` into `out`, which then contains exactly the packet.
     pub(super) fn seal(
         &mut self,
         encryptor: &mut Encryptor,

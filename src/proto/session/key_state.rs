@@ -60,7 +60,7 @@ pub(super) struct Negotiated {
     pub framing: CompressionFraming,
 }
 
-/// What a finished key method 2 exchange hands the session.
+/// The result of a finished key method 2 exchange, for the session.
 pub(super) struct KeyExchange {
     pub identity: PeerIdentity,
     /// The settings, or why the client is not acceptable (no shared cipher). A refused client
@@ -455,7 +455,7 @@ fn negotiate(
             .map_err(|error| format!("client's auth digest: {error}"))?,
         None => AuthDigest::Sha1,
     };
-    // As with OpenVPN's own `comp-lzo`, the server's setting decides the framing; every
+    // As with OpenVPN's own `comp-lzo`, the server's setting decides the framing. Every
     // profile of a server with compression on carries `comp-lzo no`, which frames the same way.
     let framing = if config.compression {
         CompressionFraming::Lzo
@@ -474,7 +474,7 @@ fn negotiate(
     })
 }
 
-/// A short label for counting dropped data packets by reason.
+/// Returns a short label for counting dropped data packets by reason.
 fn drop_label(error: &crate::proto::data::DataError) -> &'static str {
     use crate::proto::data::DataError;
     match error {

@@ -71,7 +71,8 @@ pub struct SessionConfig {
     pub tls_mtu: usize,
 }
 
-/// What a client presents once its certificate is verified and its key method 2 message read.
+/// The identity and credentials of a client whose certificate is verified and whose key
+/// method 2 message was read.
 #[derive(Debug)]
 pub struct AuthRequest {
     pub common_name: String,
@@ -95,7 +96,7 @@ pub struct ClientNetwork {
 
 #[derive(Debug)]
 pub enum Event {
-    /// The client passed TLS and key method 2; answer with [`Session::authorize`].
+    /// The client passed TLS and key method 2; the driver decides with [`Session::authorize`].
     Authenticate(AuthRequest),
     /// The PUSH_REPLY went out and data flows.
     Established { cipher: String },
@@ -117,7 +118,7 @@ pub enum Authorization {
     Reject(String),
 }
 
-/// What a received packet turned out to be.
+/// The kind of a received packet, as far as the driver needs it.
 #[derive(Debug)]
 pub enum Incoming<'a> {
     /// Control traffic or a keepalive: nothing to forward.
@@ -601,7 +602,7 @@ impl Session {
         self.peer_id
     }
 
-    /// The client's tunnel address once accepted.
+    /// Returns the client's tunnel address once accepted.
     pub fn client_address(&self) -> Option<Ipv4Addr> {
         self.client.as_ref().map(|client| client.address)
     }
@@ -620,7 +621,7 @@ impl Session {
         now >= self.last_sent + self.config.keepalive_interval
     }
 
-    /// The current key when no renegotiation runs; retired keys do not count.
+    /// Returns the current key when no renegotiation runs; retired keys do not count.
     fn sole_active_key(&self) -> Option<&KeyState> {
         let mut active = self.keys.iter().filter(|key| !key.is_retired());
         match (active.next(), active.next()) {
@@ -636,8 +637,8 @@ impl Session {
     /// Adds a key state for the next key id; the caller decides who sends the soft reset.
     fn begin_renegotiation(&mut self, now: Instant) -> Option<usize> {
         // A new key exchange ends the lame duck time of a retired key, as in OpenVPN, which
-        // keeps one lame duck at most; otherwise renegotiations closer than the lame duck
-        // time would run out of key slots.
+        // keeps one lame duck at most. Renegotiations closer together than the lame duck
+        // time would otherwise run out of key slots.
         self.keys.retain(|key| !key.is_retired());
         if self.negotiated.is_none() || self.keys.len() >= 2 {
             return None;
@@ -647,7 +648,7 @@ impl Session {
         self.next_key_id = key_id.next();
         self.keys.push(key);
         let index = self.keys.len() - 1;
-        // Either side may start: ours answers the client's SOFT_RESET or asks for one.
+        // Either side may start, so our SOFT_RESET replies to the client's or requests one.
         self.keys[index].start(Opcode::SoftResetV1);
         Some(index)
     }
