@@ -352,9 +352,9 @@ impl TestBed {
             args.push("--reverse");
         }
         // The iperf3 server resets the connections of a test that has just ended while
-        // tunnelled segments are still arriving, and can refuse the next test for a moment.
-        // Such a refusal is retried; any other failure fails the test.
-        const ATTEMPTS: u32 = 3;
+        // tunnelled segments are still arriving, and can reset or refuse the next test for a
+        // moment. Such a refusal is retried; any other failure fails the test.
+        const ATTEMPTS: u32 = 4;
         for attempt in 1..=ATTEMPTS {
             let output = self.exec(ns, "iperf3", &args);
             let stdout = String::from_utf8_lossy(&output.stdout);
@@ -365,10 +365,12 @@ impl TestBed {
                 )
             });
             if let Some(error) = report["error"].as_str() {
-                let refused = error.contains("reset by peer") || error.contains("busy");
+                let refused = ["reset by peer", "busy", "Connection refused"]
+                    .iter()
+                    .any(|symptom| error.contains(symptom));
                 if refused && attempt < ATTEMPTS {
                     eprintln!("iperf3 to {target} refused ({error}); retrying");
-                    thread::sleep(Duration::from_secs(1));
+                    thread::sleep(Duration::from_secs(2));
                     continue;
                 }
                 panic!("iperf3 to {target} failed: {error}");
