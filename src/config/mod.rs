@@ -129,7 +129,7 @@ impl Cipher {
         }
     }
 
-    /// The name OpenVPN uses in `cipher` and `data-ciphers`.
+    /// Returns the name OpenVPN uses in `cipher` and `data-ciphers`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Aes128Cbc => "AES-128-CBC",
@@ -185,7 +185,7 @@ pub struct Violation {
     pub field: String,
     /// The offending value as written in the file; empty when the field is missing.
     pub value: String,
-    /// What is wrong and what to do about it.
+    /// The problem and its fix.
     pub message: String,
 }
 
@@ -203,7 +203,7 @@ impl fmt::Display for Violation {
     }
 }
 
-/// Why a configuration could not be loaded.
+/// The reason a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read configuration file {path}")]
@@ -311,7 +311,7 @@ impl ConfigError {
         }
     }
 
-    /// The broken rules, when the file parsed as TOML.
+    /// Returns the broken rules, when the file parsed as TOML.
     pub fn violations(&self) -> &[Violation] {
         match self {
             Self::Invalid { violations, .. } => violations,
@@ -321,7 +321,7 @@ impl ConfigError {
 }
 
 impl SslServer {
-    /// A one-line description for `sslvpn check` and logs.
+    /// Returns a one-line description for `sslvpn check` and logs.
     pub fn summary(&self) -> String {
         let networks: Vec<String> = self.local_networks.iter().map(|n| n.to_string()).collect();
         let backend = match (&self.auth, self.two_factor) {

@@ -1,6 +1,6 @@
-//! The stateless start of a UDP session (see [`crate::proto::cookie`]): answering a hard
-//! reset without state, and creating the session from the packet that proves the client
-//! received that answer.
+//! The stateless start of a UDP session (see [`crate::proto::cookie`]): a reply to a hard
+//! reset without state, and the session created from the packet that proves the client
+//! received that reply.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,8 +12,8 @@ use crate::proto::packet::{AckList, ControlPacket, KeyId, Opcode};
 use super::{Session, SessionConfig, SessionError, Start};
 
 impl Session {
-    /// Answers a client's HARD_RESET_CLIENT_V2 with HARD_RESET_SERVER_V2 whose session id is
-    /// the cookie, and keeps no state. The answer is one packet of 26 bytes plus the
+    /// Replies to a client's HARD_RESET_CLIENT_V2 with HARD_RESET_SERVER_V2 whose session id
+    /// is the cookie, and keeps no state. The reply is one packet of 26 bytes plus the
     /// control-channel protection, as OpenVPN 2.6 sends.
     pub fn stateless_reply(
         config: &SessionConfig,
