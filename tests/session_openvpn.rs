@@ -95,7 +95,7 @@ fn internet_checksum(bytes: &[u8]) -> u16 {
 }
 
 /// Serves one client until `stop` is set; returns the events and the number of echo
-/// requests answered.
+/// replies sent.
 fn serve(
     socket: UdpSocket,
     config: Arc<SessionConfig>,

@@ -270,7 +270,7 @@ impl Fields<'_> {
         self.violations.push(violation);
     }
 
-    /// A required string; a missing one is reported by the caller, which knows the fix.
+    /// Reads a required string; the caller reports a missing one with its fix.
     pub(super) fn string(&mut self, field: &str) -> Option<String> {
         self.optional_string(field).ok().flatten()
     }

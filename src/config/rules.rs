@@ -363,7 +363,7 @@ fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
 
-/// The longest prefix whose network holds at least `addresses` addresses.
+/// Returns the longest prefix whose network contains at least `addresses` addresses.
 fn prefix_for(addresses: u64) -> u32 {
     let bits = 64 - (addresses.max(1) - 1).leading_zeros();
     32u32.saturating_sub(bits)

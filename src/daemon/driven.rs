@@ -20,8 +20,8 @@ pub(crate) trait DrivenSession: Sized + Send {
         now: Instant,
         unix_time: u64,
     ) -> Result<Self, SessionError>;
-    /// Answers a hard reset without state (see [`crate::proto::cookie`]). Scripted sessions
-    /// in tests answer nothing.
+    /// Replies to a hard reset without state (see [`crate::proto::cookie`]). Scripted sessions
+    /// in tests send no reply.
     fn stateless_reply(
         _config: &SessionConfig,
         _key: &CookieKey,

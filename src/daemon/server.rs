@@ -66,7 +66,7 @@ struct UdpListener {
 }
 
 /// Receive buffer of a UDP listener. A burst of junk must not fill the kernel's queue so far
-/// that clients' packets are dropped before the server sees them.
+/// that clients' packets are dropped before the server reads them.
 const UDP_RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
 /// Datagrams handled per wake before the task looks at its other inputs again.
 const UDP_BATCH: usize = 64;
@@ -507,7 +507,6 @@ async fn bind(server: &SslServer, address: SocketAddr) -> Result<Listener, Serve
 /// Don't Fragment bit for QUIC's path MTU probing, which would make every encrypted packet of
 /// a full-size tunnel packet fail with EMSGSIZE on a 1500-byte link.
 fn allow_fragmentation(socket: &UdpSocket) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
     let (level, option, value) = match socket.local_addr()? {
         SocketAddr::V4(_) => (
             libc::IPPROTO_IP,
@@ -520,6 +519,29 @@ fn allow_fragmentation(socket: &UdpSocket) -> io::Result<()> {
             libc::IPV6_PMTUDISC_DONT,
         ),
     };
+    set_int_option(socket, level, option, value)
+}
+
+/// Raises a socket's receive buffer, past `net.core.rmem_max` when the process may
+/// (CAP_NET_ADMIN); a failure keeps the kernel's default, which still works.
+fn set_receive_buffer(socket: &UdpSocket, bytes: usize) {
+    let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    for option in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        if set_int_option(socket, libc::SOL_SOCKET, option, size).is_ok() {
+            return;
+        }
+    }
+    debug!("could not raise the UDP receive buffer; keeping the default");
+}
+
+/// Sets an integer socket option.
+fn set_int_option(
+    socket: &UdpSocket,
+    level: libc::c_int,
+    option: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
     // SAFETY: setsockopt reads `value` for the length given; the descriptor belongs to a
     // socket that outlives the call.
     let result = unsafe {
@@ -536,30 +558,6 @@ fn allow_fragmentation(socket: &UdpSocket) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
-}
-
-/// Raises a socket's receive buffer, past `net.core.rmem_max` when the process may
-/// (CAP_NET_ADMIN); a failure keeps the kernel's default, which still works.
-fn set_receive_buffer(socket: &UdpSocket, bytes: usize) {
-    use std::os::fd::AsRawFd;
-    let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    for option in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-        // SAFETY: setsockopt reads `size` for the length given; the descriptor belongs to a
-        // socket that outlives the call.
-        let result = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                option,
-                std::ptr::from_ref(&size).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if result == 0 {
-            return;
-        }
-    }
-    debug!("could not raise the UDP receive buffer; keeping the default");
 }
 
 async fn receive(listener: &Listener, buffer: &mut [u8]) -> io::Result<quinn_udp::RecvMeta> {

@@ -43,7 +43,7 @@ pub(crate) struct Link {
     pub(crate) conn: ConnId,
     pub(crate) remote: SocketAddr,
     /// The gateway address a UDP client sends to. Replies leave from it, so a client of a
-    /// gateway with several addresses sees answers from the address it connected to.
+    /// gateway with several addresses gets replies from the address it connected to.
     pub(crate) local: Option<IpAddr>,
 }
 

@@ -155,7 +155,7 @@ pub fn wait_connected(client: &mut Process) -> Ipv4Addr {
     tunnel_address(&client.log()).expect("pushed ifconfig in the client log")
 }
 
-/// The address of the last `ifconfig` the server pushed, as the client logged it.
+/// Returns the address of the last `ifconfig` the server pushed, as the client logged it.
 pub fn tunnel_address(log: &str) -> Option<Ipv4Addr> {
     log.lines()
         .rev()
