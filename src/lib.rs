@@ -2,6 +2,7 @@
 //!
 //! The module map is in `docs/architecture.md`.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod daemon;

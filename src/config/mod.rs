@@ -22,6 +22,8 @@ pub use rules::RESERVED_PORTS;
 
 /// Default TCP or UDP port of an SSL server, as OpenVPN uses.
 pub const DEFAULT_PORT: u16 = 1194;
+/// Default path of the admin API's unix socket.
+pub const DEFAULT_ADMIN_SOCKET: &str = "/run/sslvpn/admin.sock";
 /// Default number of concurrent SSL-VPN connections a gateway accepts.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 50;
 
@@ -45,6 +47,12 @@ pub struct Gateway {
     pub pki_dir: PathBuf,
     /// Concurrent SSL-VPN connections the gateway accepts, across all SSL servers.
     pub max_connections: u32,
+    /// Unix socket of the admin API; relative paths are resolved like `pki_dir`.
+    pub admin_socket: PathBuf,
+    /// Loopback address where the admin API is also offered, with a bearer token.
+    pub admin_address: Option<std::net::SocketAddr>,
+    /// File holding the bearer token of `admin_address`; resolved like `pki_dir`.
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// One `[[ssl_server]]` entry.
@@ -243,8 +251,17 @@ impl Config {
         let mut loaded = Self::from_toml(&text).map_err(|error| error.with_path(path))?;
         let folder = path.parent().unwrap_or(Path::new("."));
         let gateway = &mut loaded.config.gateway;
-        if gateway.pki_dir.is_relative() {
-            gateway.pki_dir = folder.join(&gateway.pki_dir);
+        for path in [
+            Some(&mut gateway.pki_dir),
+            Some(&mut gateway.admin_socket),
+            gateway.admin_token_file.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if path.is_relative() {
+                *path = folder.join(&*path);
+            }
         }
         for server in &mut loaded.config.ssl_servers {
             if let Some(AuthSettings {

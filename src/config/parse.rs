@@ -1,7 +1,7 @@
 //! Reads the TOML tables into drafts, field by field, so that every unknown key, missing field
 //! and wrong type is reported, not only the first.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use ipnet::Ipv4Net;
@@ -9,7 +9,7 @@ use toml::{Table, Value};
 
 use super::auth::{AuthDraft, auth_draft};
 use super::{
-    Cipher, Config, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, Gateway, Protocol, SslServer, Topology,
+    Cipher, Config, DEFAULT_ADMIN_SOCKET, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, Gateway, Protocol, SslServer, Topology,
     Violation,
 };
 
@@ -18,6 +18,9 @@ const GATEWAY_KEYS: &[&str] = &[
     "listen_address",
     "pki_dir",
     "max_connections",
+    "admin_socket",
+    "admin_address",
+    "admin_token_file",
 ];
 const SERVER_KEYS: &[&str] = &[
     "name",
@@ -39,6 +42,10 @@ pub(super) struct GatewayDraft {
     pub listen_address: Option<IpAddr>,
     pub pki_dir: Option<PathBuf>,
     pub max_connections: Option<u32>,
+    pub admin_socket: Option<PathBuf>,
+    /// `None` inside when the key is absent; the outer `None` means it was reported.
+    pub admin_address: Option<Option<SocketAddr>>,
+    pub admin_token_file: Option<Option<PathBuf>>,
 }
 
 /// One `[[ssl_server]]` entry with each field that could be read; a `None` field was reported.
@@ -157,11 +164,73 @@ fn gateway_draft(table: &Table, violations: &mut Vec<Violation>) -> GatewayDraft
         }
         Err(()) => None,
     };
+    let admin_socket = match fields.optional_string("admin_socket") {
+        Ok(None) => Some(PathBuf::from(DEFAULT_ADMIN_SOCKET)),
+        Ok(Some(text)) if text.is_empty() => {
+            fields.invalid(
+                "admin_socket",
+                "\"\"",
+                "must not be empty; use e.g. \"/run/sslvpn/admin.sock\"",
+            );
+            None
+        }
+        Ok(Some(text)) => Some(PathBuf::from(text)),
+        Err(()) => None,
+    };
+    let admin_address = match fields.optional_string("admin_address") {
+        Ok(None) => Some(None),
+        Ok(Some(text)) => match text.parse::<SocketAddr>() {
+            Ok(address) if address.ip().is_loopback() && address.port() != 0 => Some(Some(address)),
+            Ok(_) => {
+                fields.invalid(
+                    "admin_address",
+                    &text,
+                    "must be a loopback address with a port, e.g. \"127.0.0.1:9180\"; \
+                     the API is not offered on other addresses",
+                );
+                None
+            }
+            Err(_) => {
+                fields.invalid(
+                    "admin_address",
+                    &text,
+                    "not an address with a port; use e.g. \"127.0.0.1:9180\"",
+                );
+                None
+            }
+        },
+        Err(()) => None,
+    };
+    let admin_token_file = match fields.optional_string("admin_token_file") {
+        Ok(None) => Some(None),
+        Ok(Some(text)) if text.is_empty() => {
+            fields.invalid(
+                "admin_token_file",
+                "\"\"",
+                "must not be empty; use e.g. \"admin.token\"",
+            );
+            None
+        }
+        Ok(Some(text)) => Some(Some(PathBuf::from(text))),
+        Err(()) => None,
+    };
+    if let (Some(Some(_)), Some(None)) = (&admin_address, &admin_token_file) {
+        fields.violations.push(missing(
+            PLACE,
+            "admin_token_file",
+            "admin_address needs a bearer token: write one of at least 32 characters to a \
+             file readable only by root (e.g. `openssl rand -hex 32 > admin.token; chmod 600 \
+             admin.token`) and set admin_token_file to its path",
+        ));
+    }
     GatewayDraft {
         public_address,
         listen_address,
         pki_dir,
         max_connections,
+        admin_socket,
+        admin_address,
+        admin_token_file,
     }
 }
 
@@ -448,6 +517,9 @@ impl Draft {
             listen_address: self.gateway.listen_address?,
             pki_dir: self.gateway.pki_dir?,
             max_connections: self.gateway.max_connections?,
+            admin_socket: self.gateway.admin_socket?,
+            admin_address: self.gateway.admin_address?,
+            admin_token_file: self.gateway.admin_token_file?,
         };
         let mut ssl_servers = Vec::with_capacity(self.servers.len());
         for server in self.servers {
