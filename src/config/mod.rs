@@ -249,8 +249,16 @@ impl Config {
             source,
         })?;
         let mut loaded = Self::from_toml(&text).map_err(|error| error.with_path(path))?;
-        let folder = path.parent().unwrap_or(Path::new("."));
-        let gateway = &mut loaded.config.gateway;
+        loaded
+            .config
+            .resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        Ok(loaded)
+    }
+
+    /// Resolves a relative `pki_dir`, `admin_socket`, `admin_token_file` and `users_file`
+    /// against `folder`, the folder of the configuration file.
+    pub fn resolve_paths(&mut self, folder: &Path) {
+        let gateway = &mut self.gateway;
         for path in [
             Some(&mut gateway.pki_dir),
             Some(&mut gateway.admin_socket),
@@ -263,7 +271,7 @@ impl Config {
                 *path = folder.join(&*path);
             }
         }
-        for server in &mut loaded.config.ssl_servers {
+        for server in &mut self.ssl_servers {
             if let Some(AuthSettings {
                 backend: AuthBackend::Local { users_file },
                 ..
@@ -273,7 +281,6 @@ impl Config {
                 *users_file = folder.join(&*users_file);
             }
         }
-        Ok(loaded)
     }
 
     /// Parses and validates configuration text. Paths stay as written.
@@ -314,7 +321,8 @@ impl Config {
 }
 
 impl ConfigError {
-    fn with_path(self, path: &Path) -> Self {
+    /// Names `path` as the file the error was found in.
+    pub fn with_path(self, path: &Path) -> Self {
         match self {
             Self::Syntax { message, .. } => Self::Syntax {
                 path: path.to_owned(),

@@ -1,0 +1,94 @@
+//! The lock that makes one process at a time the writer of a gateway's files.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::admin::model::{ApiError, ErrorKind};
+
+/// How long [`ConfigLock::acquire`] waits for another holder to let go.
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+/// Pause between two attempts while waiting.
+const RETRY_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Exclusive `flock` on `<config path>.lock`, held until dropped.
+///
+/// The daemon holds it for its whole run and a CLI that edits the files holds it for one
+/// request, so the config file, the PKI folders and the users files have one writer at a time.
+/// flock locks belong to an open file description, so two holders in one process also
+/// exclude each other.
+#[derive(Debug)]
+pub struct ConfigLock {
+    _file: File,
+    path: PathBuf,
+}
+
+impl ConfigLock {
+    /// Waits up to 10 s, then fails with [`ErrorKind::Conflict`] naming the lock file.
+    pub fn acquire(config_path: &Path) -> Result<Self, ApiError> {
+        let deadline = Instant::now() + LOCK_WAIT;
+        loop {
+            if let Some(lock) = Self::try_acquire(config_path)? {
+                return Ok(lock);
+            }
+            if Instant::now() >= deadline {
+                return Err(ApiError::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "{} is locked: another sslvpn (the daemon, or another CLI command) \
+                         holds it; waited {} s, try again when it has finished",
+                        lock_path(config_path).display(),
+                        LOCK_WAIT.as_secs()
+                    ),
+                ));
+            }
+            std::thread::sleep(RETRY_INTERVAL);
+        }
+    }
+
+    /// Never waits: returns `Ok(None)` when another holder has the lock.
+    pub fn try_acquire(config_path: &Path) -> Result<Option<Self>, ApiError> {
+        let path = lock_path(config_path);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|error| {
+                ApiError::internal(format!(
+                    "opening lock file {} failed: {error}",
+                    path.display()
+                ))
+            })?;
+        // SAFETY: the descriptor belongs to `file`, which is open for the whole call.
+        let result = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if result == 0 {
+            return Ok(Some(Self { _file: file, path }));
+        }
+        let error = io::Error::last_os_error();
+        if error.kind() == io::ErrorKind::WouldBlock {
+            return Ok(None);
+        }
+        Err(ApiError::internal(format!(
+            "locking {} failed: {error}",
+            path.display()
+        )))
+    }
+
+    /// Returns the lock file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Returns `<config path>.lock`.
+pub fn lock_path(config_path: &Path) -> PathBuf {
+    let mut name = config_path.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
