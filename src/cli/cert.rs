@@ -1,17 +1,14 @@
 //! `sslvpn cert`: client certificates and their profiles.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::anyhow;
 use clap::{Args, Subcommand, ValueEnum};
-use sslvpn::config::{Config, SslServer};
-use sslvpn::pki::{
-    self, DEFAULT_CLIENT_DAYS, IndexEntry, MAX_CLIENT_DAYS, ProfileSettings, SECRET_MODE, ServerPki,
-};
-use time::OffsetDateTime;
+use sslvpn::admin::{CertView, ProfileFormat, Reply, Request};
+use sslvpn::pki::{self, DEFAULT_CLIENT_DAYS, MAX_CLIENT_DAYS, SECRET_MODE};
+use zeroize::Zeroizing;
 
-use super::load_config;
+use super::dispatch::{Dispatcher, unexpected};
 
 #[derive(Debug, Subcommand)]
 pub enum CertCommand {
@@ -108,103 +105,101 @@ pub fn run(command: CertCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn create(args: &CreateArgs) -> anyhow::Result<()> {
-    let config = load_config(&args.config)?;
-    let server = find_server(&config, &args.server, &args.config)?;
-    let pki = ServerPki::open_or_create(&config.gateway.pki_dir, &server.name)?;
-    let entry = pki.issue_client(&args.name, args.days)?;
+    let dispatcher = Dispatcher::open(&args.config)?;
+    let request = Request::CreateCert {
+        server: args.server.clone(),
+        name: args.name.clone(),
+        days: Some(args.days),
+    };
+    let cert = match dispatcher.send(&request)? {
+        Reply::Cert { cert } => cert,
+        other => return Err(unexpected(&other)),
+    };
     println!(
         "issued certificate {:?} for SSL server {:?}: serial {}, expires {}",
-        entry.name,
-        server.name,
-        entry.serial,
-        pki::format_time(entry.expires)
+        cert.name, args.server, cert.serial, cert.expires
     );
     Ok(())
 }
 
 fn list(args: &ListArgs) -> anyhow::Result<()> {
-    let config = load_config(&args.config)?;
-    let servers: Vec<&SslServer> = match &args.server {
-        Some(name) => vec![find_server(&config, name, &args.config)?],
-        None => config.ssl_servers.iter().collect(),
+    let dispatcher = Dispatcher::open(&args.config)?;
+    let servers = match &args.server {
+        Some(name) => vec![name.clone()],
+        None => match dispatcher.send(&Request::ListServers)? {
+            Reply::Servers { servers } => servers.into_iter().map(|server| server.name).collect(),
+            other => return Err(unexpected(&other)),
+        },
     };
     let mut rows = Vec::new();
     for server in servers {
-        let pki = match ServerPki::open(&config.gateway.pki_dir, &server.name) {
-            Ok(pki) => pki,
-            Err(pki::PkiError::NotCreated { .. }) => continue,
-            Err(error) => return Err(error.into()),
+        let request = Request::ListCerts {
+            server: server.clone(),
         };
-        for entry in pki.list_clients()? {
-            rows.push((server.name.clone(), entry));
+        match dispatcher.send(&request)? {
+            Reply::Certs { certs } => {
+                rows.extend(certs.into_iter().map(|cert| (server.clone(), cert)));
+            }
+            other => return Err(unexpected(&other)),
         }
     }
-    print!("{}", format_table(&rows, OffsetDateTime::now_utc()));
+    print!("{}", format_table(&rows));
     Ok(())
 }
 
 fn export(args: &ExportArgs) -> anyhow::Result<()> {
-    let config = load_config(&args.config)?;
-    let server = find_server(&config, &args.server, &args.config)?;
-    let pki = ServerPki::open(&config.gateway.pki_dir, &server.name)?;
-    let credentials = pki.client_credentials(&args.name)?;
-    let settings = ProfileSettings::new(&config.gateway, server);
-    let bytes = match args.format {
-        ExportFormat::Ovpn => settings.inline_profile(&credentials).into_bytes(),
-        ExportFormat::Zip => settings.zip_bundle(&credentials)?,
+    let dispatcher = Dispatcher::open(&args.config)?;
+    let format = match args.format {
+        ExportFormat::Ovpn => ProfileFormat::Ovpn,
+        ExportFormat::Zip => ProfileFormat::Zip,
+    };
+    let request = Request::ExportCert {
+        server: args.server.clone(),
+        name: args.name.clone(),
+        format,
+    };
+    let bytes = match dispatcher.send(&request)? {
+        Reply::Profile { bytes, .. } => Zeroizing::new(bytes),
+        other => return Err(unexpected(&other)),
     };
     pki::write_new(&args.output, &bytes, SECRET_MODE)?;
     println!(
         "wrote the profile of {:?} for SSL server {:?} to {}",
-        credentials.entry.name,
-        server.name,
+        args.name,
+        args.server,
         args.output.display()
     );
     Ok(())
 }
 
 fn delete(args: &DeleteArgs) -> anyhow::Result<()> {
-    let config = load_config(&args.config)?;
-    let server = find_server(&config, &args.server, &args.config)?;
-    let mut pki = ServerPki::open(&config.gateway.pki_dir, &server.name)?;
-    let entry = pki.revoke_client(&args.name)?;
+    let dispatcher = Dispatcher::open(&args.config)?;
+    let request = Request::DeleteCert {
+        server: args.server.clone(),
+        name: args.name.clone(),
+    };
+    let cert = match dispatcher.send(&request)? {
+        Reply::Cert { cert } => cert,
+        other => return Err(unexpected(&other)),
+    };
     println!(
         "revoked certificate {:?} of SSL server {:?} (serial {}) and removed its private key",
-        entry.name, server.name, entry.serial
+        cert.name, args.server, cert.serial
     );
     Ok(())
 }
 
-pub(super) fn find_server<'a>(
-    config: &'a Config,
-    name: &str,
-    path: &Path,
-) -> anyhow::Result<&'a SslServer> {
-    config.server(name).ok_or_else(|| {
-        let names: Vec<&str> = config
-            .ssl_servers
-            .iter()
-            .map(|server| server.name.as_str())
-            .collect();
-        anyhow!(
-            "{} has no SSL server named {name:?}; configured servers: {}",
-            path.display(),
-            names.join(", ")
-        )
-    })
-}
-
 /// Formats the certificate table, one row per certificate under a header line.
-fn format_table(rows: &[(String, IndexEntry)], now: OffsetDateTime) -> String {
+fn format_table(rows: &[(String, CertView)]) -> String {
     let header = ["SERVER", "NAME", "SERIAL", "EXPIRES", "STATUS"].map(str::to_owned);
     let mut cells = vec![header];
-    for (server, entry) in rows {
+    for (server, cert) in rows {
         cells.push([
             server.clone(),
-            entry.name.clone(),
-            entry.serial.to_string(),
-            pki::format_time(entry.expires),
-            entry.status_at(now).to_string(),
+            cert.name.clone(),
+            cert.serial.clone(),
+            cert.expires.clone(),
+            cert.status.clone(),
         ]);
     }
     let mut widths = [0usize; 5];
@@ -239,37 +234,35 @@ pub fn context(command: &CertCommand) -> String {
 
 #[cfg(test)]
 mod tests {
-    use sslvpn::pki::{RecordState, Serial};
-
     use super::*;
 
-    fn entry(name: &str, state: RecordState, expires: OffsetDateTime) -> IndexEntry {
-        IndexEntry {
+    fn cert(name: &str, expires: &str, status: &str) -> CertView {
+        CertView {
             name: name.to_owned(),
-            serial: Serial::from_bytes(&[0x4a, 0x01]),
-            issued: expires,
-            expires,
-            state,
-            revoked: None,
+            serial: "4A01".to_owned(),
+            issued: expires.to_owned(),
+            expires: expires.to_owned(),
+            status: status.to_owned(),
         }
     }
 
     #[test]
     fn table_has_header_and_status() {
-        let now = OffsetDateTime::from_unix_timestamp(1_750_000_000).expect("time");
-        let later = now + time::Duration::days(1);
         let rows = vec![
             (
                 "office".to_owned(),
-                entry("alice", RecordState::Valid, later),
+                cert("alice", "2025-06-16T15:06:40Z", "valid"),
             ),
             (
                 "office".to_owned(),
-                entry("bob", RecordState::Revoked, later),
+                cert("bob", "2025-06-16T15:06:40Z", "revoked"),
             ),
-            ("lab".to_owned(), entry("carol", RecordState::Valid, now)),
+            (
+                "lab".to_owned(),
+                cert("carol", "2025-06-15T15:06:40Z", "expired"),
+            ),
         ];
-        let table = format_table(&rows, now);
+        let table = format_table(&rows);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 4);
         assert_eq!(

@@ -1,6 +1,9 @@
 //! Command-line interface: one subcommand per admin task.
 
 mod cert;
+mod dispatch;
+mod server;
+mod session;
 mod user;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +40,12 @@ pub enum Command {
     /// Manage the users of a two-factor server's local backend: add, passwd, delete, list.
     #[command(subcommand)]
     User(user::UserCommand),
+    /// Manage SSL servers: create, list, show, modify, delete.
+    #[command(subcommand)]
+    Server(server::ServerCommand),
+    /// Manage the connected clients of a running daemon: list, kill.
+    #[command(subcommand)]
+    Session(session::SessionCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -70,6 +79,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(command) => {
             let context = user::context(&command);
             user::run(command).context(context)
+        }
+        Command::Server(command) => {
+            let context = server::context(&command);
+            server::run(command).context(context)
+        }
+        Command::Session(command) => {
+            let context = session::context(&command);
+            session::run(command).context(context)
         }
     }
 }

@@ -6,18 +6,13 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
-use sslvpn::auth::password::hash_password;
-use sslvpn::auth::users::{self, UserFile};
-use sslvpn::config::{AuthBackend, AuthSettings, Config};
+use sslvpn::admin::files::{Files, check_password_length};
+use sslvpn::admin::{Reply, Request};
+use sslvpn::auth::users;
 use zeroize::Zeroizing;
 
-use super::cert::find_server;
+use super::dispatch::{Dispatcher, api_error, unexpected};
 use super::load_config;
-
-/// Shortest password `sslvpn user` accepts, in bytes.
-pub const MIN_PASSWORD_LENGTH: usize = 8;
-/// Longest password, in bytes: OpenVPN clients send at most 127.
-pub const MAX_PASSWORD_LENGTH: usize = 127;
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -81,13 +76,15 @@ pub fn context(command: &UserCommand) -> String {
 }
 
 fn add(args: &PasswordArgs) -> anyhow::Result<()> {
-    let (server, path) = users_file(&args.user.server)?;
+    let (server, path, dispatcher) = users_file(&args.user.server)?;
     users::validate_username(&args.user.name)?;
-    let hash = read_and_hash(args)?;
-    let _lock = users::lock(&path)?;
-    let mut file = UserFile::load_or_empty(&path)?;
-    file.add(&args.user.name, hash)?;
-    file.save(&path)?;
+    let password = read_password(args)?;
+    let request = Request::AddUser {
+        server: server.clone(),
+        name: args.user.name.clone(),
+        password: password.to_string(),
+    };
+    expect_done(dispatcher.send(&request)?)?;
     println!(
         "added user {:?} to SSL server {server:?} ({})",
         args.user.name,
@@ -97,19 +94,28 @@ fn add(args: &PasswordArgs) -> anyhow::Result<()> {
 }
 
 fn passwd(args: &PasswordArgs) -> anyhow::Result<()> {
-    let (server, path) = users_file(&args.user.server)?;
+    let (server, _, dispatcher) = users_file(&args.user.server)?;
     // Fails before the password prompt when the user does not exist.
-    if UserFile::load(&path)?.hash_of(&args.user.name).is_none() {
+    let list = Request::ListUsers {
+        server: server.clone(),
+    };
+    let names = match dispatcher.send(&list)? {
+        Reply::Users { users } => users,
+        other => return Err(unexpected(&other)),
+    };
+    if !names.contains(&args.user.name) {
         bail!(
             "SSL server {server:?} has no user {:?}; add it with `sslvpn user add`",
             args.user.name
         );
     }
-    let hash = read_and_hash(args)?;
-    let _lock = users::lock(&path)?;
-    let mut file = UserFile::load(&path)?;
-    file.set_password(&args.user.name, hash)?;
-    file.save(&path)?;
+    let password = read_password(args)?;
+    let request = Request::SetPassword {
+        server: server.clone(),
+        name: args.user.name.clone(),
+        password: password.to_string(),
+    };
+    expect_done(dispatcher.send(&request)?)?;
     println!(
         "changed the password of user {:?} of SSL server {server:?}",
         args.user.name
@@ -118,11 +124,12 @@ fn passwd(args: &PasswordArgs) -> anyhow::Result<()> {
 }
 
 fn delete(args: &NameArgs) -> anyhow::Result<()> {
-    let (server, path) = users_file(&args.server)?;
-    let _lock = users::lock(&path)?;
-    let mut file = UserFile::load(&path)?;
-    file.remove(&args.name)?;
-    file.save(&path)?;
+    let (server, _, dispatcher) = users_file(&args.server)?;
+    let request = Request::DeleteUser {
+        server: server.clone(),
+        name: args.name.clone(),
+    };
+    expect_done(dispatcher.send(&request)?)?;
     println!(
         "removed user {:?} from SSL server {server:?}; a running sslvpn serve ends the \
          user's sessions within seconds",
@@ -132,50 +139,47 @@ fn delete(args: &NameArgs) -> anyhow::Result<()> {
 }
 
 fn list(args: &ServerArgs) -> anyhow::Result<()> {
-    let (_, path) = users_file(args)?;
-    let file = UserFile::load_or_empty(&path)?;
-    for name in file.names() {
-        println!("{name}");
-    }
-    Ok(())
-}
-
-/// Returns the server's name and the users file of its local backend.
-fn users_file(args: &ServerArgs) -> anyhow::Result<(String, PathBuf)> {
-    let config: Config = load_config(&args.config)?;
-    let server = find_server(&config, &args.server, &args.config)?;
-    match &server.auth {
-        Some(AuthSettings {
-            backend: AuthBackend::Local { users_file },
-            ..
-        }) => Ok((server.name.clone(), users_file.clone())),
-        Some(AuthSettings {
-            backend: AuthBackend::Http { url, .. },
-            ..
-        }) => Err(anyhow!(
-            "SSL server {:?} checks passwords with the http backend ({url}); manage its users \
-             in that service",
-            server.name
-        )),
-        None => Err(anyhow!(
-            "SSL server {:?} in {} has no [ssl_server.auth] table; add one with \
-             backend = \"local\" and users_file = \"users-{}.toml\"",
-            server.name,
-            args.config.display(),
-            server.name
-        )),
+    let (server, _, dispatcher) = users_file(args)?;
+    let request = Request::ListUsers { server };
+    match dispatcher.send(&request)? {
+        Reply::Users { users } => {
+            for name in users {
+                println!("{name}");
+            }
+            Ok(())
+        }
+        other => Err(unexpected(&other)),
     }
 }
 
-/// Reads the new password (from standard input or the terminal) and hashes it.
-fn read_and_hash(args: &PasswordArgs) -> anyhow::Result<String> {
+fn expect_done(reply: Reply) -> anyhow::Result<()> {
+    match reply {
+        Reply::Done => Ok(()),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// Loads the config and returns the server's name and the users file of its local backend,
+/// failing before any password prompt when the server has none.
+fn users_file(args: &ServerArgs) -> anyhow::Result<(String, PathBuf, Dispatcher)> {
+    let config = load_config(&args.config)?;
+    let (server, path) = Files::new(&args.config)
+        .users_file(&args.server)
+        .map_err(api_error)?;
+    let dispatcher = Dispatcher::connect(&args.config, &config)?;
+    Ok((server, path, dispatcher))
+}
+
+/// Reads the new password from standard input or the terminal and checks its length. The
+/// request carries it to the daemon or the files, where it is hashed with argon2.
+fn read_password(args: &PasswordArgs) -> anyhow::Result<Zeroizing<String>> {
     let password = if args.password_stdin {
         read_stdin_password(&mut std::io::stdin().lock())?
     } else {
         read_terminal_password(&args.user.name)?
     };
-    check_password(&password)?;
-    Ok(hash_password(password.as_bytes())?)
+    check_password_length(&password).map_err(api_error)?;
+    Ok(password)
 }
 
 fn read_stdin_password(input: &mut impl BufRead) -> anyhow::Result<Zeroizing<String>> {
@@ -208,18 +212,6 @@ fn read_terminal_password(name: &str) -> anyhow::Result<Zeroizing<String>> {
     Ok(first)
 }
 
-/// Checks a new password's length: 8 to 127 bytes.
-fn check_password(password: &str) -> anyhow::Result<()> {
-    let length = password.len();
-    if !(MIN_PASSWORD_LENGTH..=MAX_PASSWORD_LENGTH).contains(&length) {
-        bail!(
-            "the password is {length} bytes long; use {MIN_PASSWORD_LENGTH} to \
-             {MAX_PASSWORD_LENGTH} bytes"
-        );
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,10 +232,10 @@ mod tests {
 
     #[test]
     fn password_length_bounds() {
-        assert!(check_password("12345678").is_ok());
-        assert!(check_password(&"x".repeat(127)).is_ok());
-        assert!(check_password("1234567").is_err());
-        assert!(check_password("").is_err());
-        assert!(check_password(&"x".repeat(128)).is_err());
+        assert!(check_password_length("12345678").is_ok());
+        assert!(check_password_length(&"x".repeat(127)).is_ok());
+        assert!(check_password_length("1234567").is_err());
+        assert!(check_password_length("").is_err());
+        assert!(check_password_length(&"x".repeat(128)).is_err());
     }
 }

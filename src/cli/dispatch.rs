@@ -1,0 +1,81 @@
+//! Sends an admin request to the running daemon, or carries it out on the files when no
+//! daemon listens on the config's admin socket.
+
+use std::path::{Path, PathBuf};
+
+use sslvpn::admin::client::Client;
+use sslvpn::admin::files::{ConfigLock, Files};
+use sslvpn::admin::{ApiError, Reply, Request};
+use sslvpn::config::Config;
+
+use super::load_config;
+
+/// Where the requests of one CLI command go.
+pub struct Dispatcher {
+    config_path: PathBuf,
+    client: Option<Client>,
+}
+
+impl Dispatcher {
+    /// Loads the config to find `gateway.admin_socket` and connects to the daemon there.
+    pub fn open(config_path: &Path) -> anyhow::Result<Self> {
+        let config = load_config(config_path)?;
+        Self::connect(config_path, &config)
+    }
+
+    /// Connects to the daemon at `config`'s admin socket; `config` was loaded from
+    /// `config_path`.
+    pub fn connect(config_path: &Path, config: &Config) -> anyhow::Result<Self> {
+        let client = Client::connect(&config.gateway.admin_socket).map_err(api_error)?;
+        Ok(Self {
+            config_path: config_path.to_owned(),
+            client,
+        })
+    }
+
+    /// Sends `request` to the daemon, or, without one, carries it out on the files under the
+    /// config lock, which is held for this request only.
+    pub fn send(&self, request: &Request) -> anyhow::Result<Reply> {
+        match &self.client {
+            Some(client) => client.send(request).map_err(api_error),
+            None => {
+                let lock = ConfigLock::acquire(&self.config_path).map_err(api_error)?;
+                Files::new(&self.config_path)
+                    .execute(&lock, request)
+                    .map(|outcome| outcome.reply)
+                    .map_err(api_error)
+            }
+        }
+    }
+}
+
+/// Converts an API error into one whose message lists the broken config rules too.
+pub fn api_error(error: ApiError) -> anyhow::Error {
+    if error.violations.is_empty() {
+        return anyhow::Error::new(error);
+    }
+    let lines: Vec<String> = error
+        .violations
+        .iter()
+        .map(|violation| format!("  - {violation}"))
+        .collect();
+    anyhow::anyhow!("{}:\n{}", error.message, lines.join("\n"))
+}
+
+/// Returns the error for a reply of the wrong kind, which only a mismatched daemon sends. It
+/// names the kind only, because a profile reply carries a private key.
+pub fn unexpected(reply: &Reply) -> anyhow::Error {
+    let kind = match reply {
+        Reply::Servers { .. } => "servers",
+        Reply::Server { .. } => "server",
+        Reply::Changed { .. } => "changed",
+        Reply::Certs { .. } => "certs",
+        Reply::Cert { .. } => "cert",
+        Reply::Profile { .. } => "profile",
+        Reply::Users { .. } => "users",
+        Reply::Sessions { .. } => "sessions",
+        Reply::Metrics { .. } => "metrics",
+        Reply::Done => "done",
+    };
+    anyhow::anyhow!("the daemon sent an unexpected reply of kind {kind:?}")
+}
