@@ -10,7 +10,7 @@ use sslvpn::config::Config;
 
 use super::load_config;
 
-/// Where the requests of one CLI command go.
+/// The destination of one CLI command's requests: the daemon, or the files.
 pub struct Dispatcher {
     config_path: PathBuf,
     client: Option<Client>,

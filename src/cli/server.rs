@@ -58,7 +58,7 @@ pub struct FieldArgs {
     /// Ask clients for a username and password besides the certificate.
     #[arg(long, value_enum)]
     pub two_factor: Option<Switch>,
-    /// How tunnel addresses are assigned.
+    /// Assignment of tunnel addresses: one /30 per client (net30) or one address (subnet).
     #[arg(long, value_parser = ["net30", "subnet"])]
     pub topology: Option<String>,
 }

@@ -1,5 +1,5 @@
-//! What a change of an SSL server's settings means for its clients, and the PKI work it
-//! needs.
+//! Effects of a change of an SSL server's settings on its clients, and the PKI work the
+//! change needs.
 
 use std::path::Path;
 
@@ -9,7 +9,7 @@ use crate::pki::{self, PkiError, RecordState, ServerDir, ServerPki};
 
 use super::pki_error;
 
-/// How a change of one server must be applied.
+/// Effects of a change of one server that a running daemon must apply.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerDiff {
     /// Fields whose value changed, as the config file names them.
@@ -64,10 +64,10 @@ pub fn diff(old: &SslServer, new: &SslServer) -> ServerDiff {
     }
 }
 
-/// Carries out the PKI side of going from `old` to `new`, for a config file edited by hand:
-/// revokes every client certificate of a server whose `protocol`, `compression` or
-/// `two_factor` changed, creates the CA of each new server and deletes the PKI folder of each
-/// removed one. Returns one report per server that changed.
+/// Carries out the PKI side of going from `old` to `new`, for a config file edited by hand.
+/// It revokes every client certificate of a server whose `protocol`, `compression` or
+/// `two_factor` changed. It creates the CA of each new server and deletes the PKI folder of
+/// each removed one. Returns one report per server that changed.
 pub fn apply_pki_effects(old: &Config, new: &Config) -> Result<Vec<ChangeReport>, ApiError> {
     let mut reports = Vec::new();
     for server in &new.ssl_servers {
@@ -163,7 +163,9 @@ pub(super) fn modified_report(
         "modified SSL server {server:?}: changed {}",
         change.changed_fields.join(", ")
     );
-    if change.revoke_certs {
+    if change.revoke_certs && revoked.is_empty() {
+        message.push_str("; the server had no client certificates to revoke");
+    } else if change.revoke_certs {
         message.push_str(&format!(
             "; revoked {} client certificate(s), so their users need new profiles \
              (`sslvpn cert create` and `sslvpn cert export`)",

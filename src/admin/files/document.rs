@@ -162,18 +162,18 @@ pub(super) fn validate(text: &str, path: &Path) -> Result<Config, ConfigError> {
     Ok(loaded.config)
 }
 
-/// Maps a failed check of an edited config to an error whose message says nothing changed.
-pub(super) fn rejected(error: ConfigError, what: &str) -> ApiError {
+/// Maps a failed check of an edited config to an error stating that nothing was changed.
+pub(super) fn rejected(error: ConfigError, action: &str) -> ApiError {
     match error {
         ConfigError::Invalid { violations, .. } => ApiError {
             status: ErrorKind::Invalid,
             message: format!(
-                "{what} breaks {} rule(s) of the config file; nothing was changed",
+                "{action} breaks {} rule(s) of the config file; nothing was changed",
                 violations.len()
             ),
             violations: violations.iter().map(ToString::to_string).collect(),
         },
-        other => ApiError::invalid(format!("{what} is invalid: {other}; nothing was changed")),
+        other => ApiError::invalid(format!("{action} is invalid: {other}; nothing was changed")),
     }
 }
 

@@ -16,7 +16,7 @@ const RETRY_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Exclusive `flock` on `<config path>.lock`, held until dropped.
 ///
-/// The daemon holds it for its whole run and a CLI that edits the files holds it for one
+/// The daemon keeps it for its whole run and a CLI that edits the files keeps it for one
 /// request, so the config file, the PKI folders and the users files have one writer at a time.
 /// flock locks belong to an open file description, so two holders in one process also
 /// exclude each other.

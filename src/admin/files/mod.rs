@@ -1,6 +1,6 @@
 //! Carries out admin requests on the files: the config file, the PKI folders and the users
-//! files. The CLI uses it when no daemon runs; the daemon uses it for every change while it
-//! holds the [`ConfigLock`] for its whole run.
+//! files. The CLI uses it when no daemon runs. The daemon uses it for every change, and keeps
+//! the [`ConfigLock`] for its whole run.
 
 mod certs;
 mod diff;
@@ -61,7 +61,7 @@ impl Files {
     /// writer. Requests about sessions and metrics fail with [`ErrorKind::Unavailable`],
     /// because only the running daemon has them.
     pub fn execute(&self, lock: &ConfigLock, request: &Request) -> Result<Outcome, ApiError> {
-        let _ = lock;
+        debug_assert_eq!(lock.path(), lock_path(&self.config_path));
         match request {
             Request::ListServers => {
                 let config = self.load()?;
@@ -130,7 +130,7 @@ impl Files {
     }
 }
 
-/// The error for a server name that `config` lacks, listing the configured ones.
+/// Builds the error for a server name that `config` lacks, listing the configured ones.
 fn unknown_server(path: &Path, config: &Config, name: &str) -> ApiError {
     let names: Vec<&str> = config
         .ssl_servers

@@ -30,9 +30,9 @@ impl Files {
         let mut doc = Document::read(&self.config_path)?;
         doc.append_server(name, fields)?;
         let text = doc.render();
-        let what = format!("creating SSL server {name:?}");
+        let action = format!("creating SSL server {name:?}");
         let config = document::validate(&text, &self.config_path)
-            .map_err(|error| document::rejected(error, &what))?;
+            .map_err(|error| document::rejected(error, &action))?;
         let server = self.find_server(&config, name)?;
 
         let pki_dir = &config.gateway.pki_dir;
@@ -54,8 +54,8 @@ impl Files {
     }
 
     /// Changes the fields present in `fields`. The new config is checked first, then client
-    /// certificates are revoked when the change needs it, then the config file is written; a
-    /// failed revocation leaves the config file as it was.
+    /// certificates are revoked when the change needs it, then the config file is written. So
+    /// a failed revocation leaves the config file as it was.
     pub(super) fn modify_server(
         &self,
         name: &str,
@@ -69,9 +69,9 @@ impl Files {
         let mut doc = Document::read(&self.config_path)?;
         doc.modify_server(name, fields, add_auth.then_some(users_file.as_str()))?;
         let text = doc.render();
-        let what = format!("modifying SSL server {name:?}");
+        let action = format!("modifying SSL server {name:?}");
         let config = document::validate(&text, &self.config_path)
-            .map_err(|error| document::rejected(error, &what))?;
+            .map_err(|error| document::rejected(error, &action))?;
         let new = self.find_server(&config, name)?;
 
         let change = diff::diff(old, new);
@@ -107,9 +107,9 @@ impl Files {
         let mut doc = Document::read(&self.config_path)?;
         doc.remove_server(name)?;
         let text = doc.render();
-        let what = format!("deleting SSL server {name:?}");
+        let action = format!("deleting SSL server {name:?}");
         let config = document::validate(&text, &self.config_path)
-            .map_err(|error| document::rejected(error, &what))?;
+            .map_err(|error| document::rejected(error, &action))?;
         document::write(&self.config_path, &text)?;
         diff::delete_pki(&current.gateway.pki_dir, name)?;
         Ok(Outcome {

@@ -11,7 +11,7 @@ use super::Files;
 
 /// Shortest password accepted for a user, in bytes.
 pub const MIN_PASSWORD_LENGTH: usize = 8;
-/// Longest password, in bytes: OpenVPN clients send at most 127.
+/// Maximum password length, in bytes: OpenVPN clients send at most 127.
 pub const MAX_PASSWORD_LENGTH: usize = 127;
 
 /// Checks a new password's length: 8 to 127 bytes.
@@ -111,7 +111,7 @@ impl Files {
     }
 }
 
-/// The error for a user the users file lacks.
+/// Builds the error for a user that the users file lacks.
 pub(super) fn unknown_user(server: &str, name: &str) -> ApiError {
     ApiError::not_found(format!(
         "SSL server {server:?} has no user {name:?}; add it with `sslvpn user add` or list \
