@@ -429,6 +429,7 @@ fn two_factor_on_adds_auth_table() {
         office.auth.as_ref().map(|auth| auth.backend.name()),
         Some("local")
     );
+    assert!(config.server("lab").unwrap().auth.is_none());
     let (_, users_file) = gateway.files.users_file("office").expect("users file");
     assert_eq!(users_file, gateway.dir.path().join("users-office.toml"));
 }
