@@ -6,6 +6,8 @@
 //! the same lock and with the same rules.
 
 pub mod client;
+pub mod files;
+pub mod http;
 pub mod model;
 
 pub use model::{
