@@ -188,6 +188,7 @@ public_address = "vpn.example.com"
 listen_address = "0.0.0.0"
 pki_dir = "{}"
 max_connections = 10
+admin_socket = "admin.sock"
 
 [[ssl_server]]
 name = "office"

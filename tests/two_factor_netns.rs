@@ -61,7 +61,8 @@ impl Gateway {
         require_root_and_tools();
         let bed = TestBed::new(tag);
         let text = format!(
-            "[gateway]\npublic_address = \"{}\"\npki_dir = \"certs\"\nmax_connections = 10\n\n\
+            "[gateway]\npublic_address = \"{}\"\npki_dir = \"certs\"\nmax_connections = 10\n\
+             admin_socket = \"admin.sock\"\n\n\
              [[ssl_server]]\nname = \"office\"\nlocal_networks = [\"{}\"]\n\
              client_cidr = \"10.8.0.0/24\"\nprotocol = \"{protocol}\"\nport = 1194\n\
              two_factor = true\n\n[ssl_server.auth]\n{auth}",

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod files;
+pub mod http;
 pub mod model;
 
 pub use model::{

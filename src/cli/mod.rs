@@ -123,6 +123,6 @@ fn check(path: &Path) -> anyhow::Result<ExitCode> {
 
 fn serve(path: &Path) -> anyhow::Result<ExitCode> {
     let config = load_config(path)?;
-    sslvpn::daemon::serve(&config).context("sslvpn serve failed")?;
+    sslvpn::daemon::serve(path, &config).context("sslvpn serve failed")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -57,6 +57,14 @@ pub enum ServeError {
         server: String,
         error: crate::auth::users::UsersError,
     },
+    #[error(
+        "another sslvpn holds the lock of {}: stop the other daemon, or wait for the \
+         sslvpn command that edits it",
+        path.display()
+    )]
+    Locked { path: std::path::PathBuf },
+    #[error("admin API: {0}")]
+    Admin(String),
     #[error("an SSL server task stopped unexpectedly: {0}")]
     Task(String),
 }

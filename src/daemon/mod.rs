@@ -11,6 +11,7 @@ mod admission;
 mod credentials;
 mod driven;
 mod error;
+mod gateway;
 mod identity;
 pub mod pool;
 mod server;
@@ -19,33 +20,37 @@ mod tcp;
 mod timers;
 mod tun;
 
-use std::collections::HashMap;
+use std::path::Path;
 
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
+use crate::admin::files::ConfigLock;
+use crate::admin::http::{ApiServer, Call};
 use crate::config::Config;
 
-use self::admission::Admission;
-use self::server::Server;
+use self::gateway::{Failure, RunningGateway, check_device_names};
 
 pub use self::credentials::CredentialsError;
 pub use self::error::ServeError;
 
-/// Runs every SSL server of `config` until SIGTERM or SIGINT, then tells every client to
-/// reconnect, removes the TUN devices and returns. Fails when a server cannot start, naming
-/// the server and the fix.
-pub fn serve(config: &Config) -> Result<(), ServeError> {
+/// Admin requests waiting for the gateway.
+const CALL_QUEUE: usize = 64;
+
+/// Runs every SSL server of `config`, loaded from `config_path`, until SIGTERM or SIGINT,
+/// then tells every client to reconnect, removes the TUN devices and returns. Serves the
+/// admin API meanwhile and applies the config file again on SIGHUP. Fails when a server
+/// cannot start, naming the server and the fix.
+pub fn serve(config_path: &Path, config: &Config) -> Result<(), ServeError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(ServeError::Runtime)?;
-    runtime.block_on(run(config))
+    runtime.block_on(run(config_path, config))
 }
 
-async fn run(config: &Config) -> Result<(), ServeError> {
+async fn run(config_path: &Path, config: &Config) -> Result<(), ServeError> {
     let mut terminate = signal(SignalKind::terminate()).map_err(|error| ServeError::Signal {
         signal: "SIGTERM",
         error,
@@ -54,12 +59,12 @@ async fn run(config: &Config) -> Result<(), ServeError> {
         signal: "SIGINT",
         error,
     })?;
-    // OpenVPN admins and logrotate send SIGHUP and SIGUSR1/2 routinely; their default action
-    // would kill the daemon without telling any client.
     let mut hangup = signal(SignalKind::hangup()).map_err(|error| ServeError::Signal {
         signal: "SIGHUP",
         error,
     })?;
+    // logrotate and OpenVPN habits send SIGUSR1/2; their default action would kill the
+    // daemon without telling any client.
     let mut user1 = signal(SignalKind::user_defined1()).map_err(|error| ServeError::Signal {
         signal: "SIGUSR1",
         error,
@@ -76,24 +81,34 @@ async fn run(config: &Config) -> Result<(), ServeError> {
              /etc/sysctl.conf to keep it after a reboot"
         );
     }
+    let lock = match ConfigLock::try_acquire(config_path) {
+        Ok(Some(lock)) => lock,
+        Ok(None) => {
+            return Err(ServeError::Locked {
+                path: config_path.to_owned(),
+            });
+        }
+        Err(error) => return Err(ServeError::Admin(error.to_string())),
+    };
 
-    let admission = Admission::new(config.gateway.max_connections);
-    let mut servers = Vec::new();
-    for ssl_server in &config.ssl_servers {
-        servers.push(Server::start(&config.gateway, ssl_server, admission.clone()).await?);
-    }
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = JoinSet::new();
-    for server in servers {
-        tasks.spawn(server.run(stop_rx.clone()));
-    }
+    let (failures_tx, mut failures) = mpsc::unbounded_channel::<Failure>();
+    let mut gateway = RunningGateway::start(config.clone(), config_path, lock, failures_tx).await?;
+    let (calls_tx, mut calls) = mpsc::channel::<Call>(CALL_QUEUE);
+    let api = match ApiServer::start(&config.gateway, calls_tx).await {
+        Ok(api) => api,
+        Err(error) => {
+            gateway.stop_all().await;
+            return Err(ServeError::Admin(error.to_string()));
+        }
+    };
     info!(
-        ssl_servers = config.ssl_servers.len(),
-        max_connections = admission.max(),
+        ssl_servers = gateway.config().ssl_servers.len(),
+        max_connections = gateway.max_connections(),
+        admin_socket = %config.gateway.admin_socket.display(),
         "gateway started"
     );
 
-    let mut outcome = loop {
+    let outcome = loop {
         tokio::select! {
             _ = terminate.recv() => {
                 info!("SIGTERM received, stopping");
@@ -103,52 +118,27 @@ async fn run(config: &Config) -> Result<(), ServeError> {
                 info!("SIGINT received, stopping");
                 break Ok(());
             }
-            // TODO: reread the configuration on SIGHUP.
             _ = hangup.recv() => {
-                warn!("SIGHUP received; rereading the configuration is not supported yet, so it is ignored");
+                info!("SIGHUP received, rereading the config file");
+                gateway.reload().await;
             }
             _ = user1.recv() => warn!("SIGUSR1 received and ignored"),
             _ = user2.recv() => warn!("SIGUSR2 received and ignored"),
-            Some(joined) = tasks.join_next() => break Err(task_failure(joined)),
-        }
-    };
-    let _ = stop_tx.send(true);
-    while let Some(joined) = tasks.join_next().await {
-        if let Err(error) = joined
-            .map_err(|error| ServeError::Task(error.to_string()))
-            .and_then(|result| result)
-        {
-            error!(%error, "SSL server failed");
-            if outcome.is_ok() {
-                outcome = Err(error);
+            Some(call) = calls.recv() => {
+                let answer = gateway.handle(call.request).await;
+                let _ = call.reply.send(answer);
+            }
+            Some(Failure { server, error }) = failures.recv() => {
+                error!(%server, %error, "SSL server failed");
+                break Err(error);
             }
         }
-    }
+    };
+    api.shutdown().await;
+    let stopped = gateway.stop_all().await;
     info!("gateway stopped");
-    outcome
-}
-
-/// Turns the end of a server task before the stop signal into an error.
-fn task_failure(joined: Result<Result<(), ServeError>, tokio::task::JoinError>) -> ServeError {
-    match joined {
-        Ok(Ok(())) => ServeError::Task("an SSL server stopped without an error".to_owned()),
-        Ok(Err(error)) => error,
-        Err(error) => ServeError::Task(error.to_string()),
+    match (outcome, stopped) {
+        (Err(error), _) | (Ok(()), Some(error)) => Err(error),
+        (Ok(()), None) => Ok(()),
     }
-}
-
-/// Fails when two SSL servers would get the same TUN device name.
-fn check_device_names(config: &Config) -> Result<(), ServeError> {
-    let mut owners: HashMap<String, &str> = HashMap::new();
-    for server in &config.ssl_servers {
-        let device = tun::device_name(&server.name);
-        if let Some(first) = owners.insert(device.clone(), &server.name) {
-            return Err(ServeError::DeviceNameClash {
-                first: first.to_owned(),
-                second: server.name.clone(),
-                device,
-            });
-        }
-    }
-    Ok(())
 }

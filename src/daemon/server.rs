@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, info, info_span, warn};
 use tun_rs::AsyncDevice;
@@ -24,7 +24,7 @@ use super::admission::Admission;
 use super::credentials::{self, CrlWatch};
 use super::error::{ServeError, bind_fix, device_fix};
 use super::identity::{self, UsersWatch};
-use super::sessions::{CheckResult, ConnId, Io, Link, MAX_HANDSHAKING, Sessions};
+use super::sessions::{CheckResult, ConnId, Io, Link, MAX_HANDSHAKING, Sessions, Traffic};
 use super::tcp::{self, Connection, FromConnection};
 use super::tun;
 
@@ -120,8 +120,37 @@ impl UdpListener {
     }
 }
 
+/// A request from the gateway to a running SSL server's task.
+pub(crate) enum Control {
+    /// Describe the admitted clients.
+    Sessions(oneshot::Sender<Vec<crate::admin::SessionView>>),
+    /// End one session; the reply says whether the server had it.
+    Kill {
+        id: ConnId,
+        reply: oneshot::Sender<bool>,
+    },
+    Metrics(oneshot::Sender<ServerMetrics>),
+    /// New settings that apply to new sessions only, such as the fallback cipher.
+    Reconfigure(SslServer),
+    /// Check the CRL and the users file now rather than at the next poll.
+    Reload,
+}
+
+/// What `/metrics` reports of one SSL server.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ServerMetrics {
+    pub(crate) sessions: usize,
+    pub(crate) handshaking: usize,
+    pub(crate) handshakes: u64,
+    pub(crate) auth_failures: u64,
+    pub(crate) traffic: Traffic,
+    /// Packets dropped, by reason.
+    pub(crate) dropped: Vec<(&'static str, u64)>,
+}
+
 pub(crate) struct Server {
     config: SslServer,
+    tls: Arc<rustls::ServerConfig>,
     pki_dir: PathBuf,
     address: SocketAddr,
     device_name: String,
@@ -148,6 +177,7 @@ enum Wake {
     ConnectionEnded,
     Checked(CheckResult),
     CheckEnded,
+    Control(Control),
 }
 
 impl Server {
@@ -191,7 +221,7 @@ impl Server {
         })?;
 
         let (backend, users) = identity::open_backend(config)?;
-        let session_config = Arc::new(session_config(config, tls));
+        let session_config = Arc::new(session_config(config, tls.clone()));
         let pool = open_pool(config);
         let mut sessions = Sessions::new(config, session_config, pool, admission.clone(), revoked);
         if config.protocol == Protocol::Udp {
@@ -199,6 +229,7 @@ impl Server {
         }
         Ok(Self {
             config: config.clone(),
+            tls,
             pki_dir: gateway.pki_dir.clone(),
             address,
             device_name,
@@ -214,16 +245,24 @@ impl Server {
 
     /// Serves clients until `stop` turns true, then sends every client a RESTART and removes
     /// the TUN device with its address and route.
-    pub(crate) async fn run(mut self, stop: watch::Receiver<bool>) -> Result<(), ServeError> {
+    pub(crate) async fn run(
+        mut self,
+        stop: watch::Receiver<bool>,
+        control: mpsc::Receiver<Control>,
+    ) -> Result<(), ServeError> {
         let span = info_span!("ssl_server", server = %self.config.name);
-        let result = self.serve(stop).instrument(span.clone()).await;
+        let result = self.serve(stop, control).instrument(span.clone()).await;
         let device_name = std::mem::take(&mut self.device_name);
         drop(self);
         span.in_scope(|| info!(device = %device_name, "SSL server stopped, TUN device removed"));
         result
     }
 
-    async fn serve(&mut self, mut stop: watch::Receiver<bool>) -> Result<(), ServeError> {
+    async fn serve(
+        &mut self,
+        mut stop: watch::Receiver<bool>,
+        mut control: mpsc::Receiver<Control>,
+    ) -> Result<(), ServeError> {
         info!(
             protocol = %self.config.protocol,
             address = %self.address,
@@ -256,10 +295,11 @@ impl Server {
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => Wake::ConnectionEnded,
                 Some(result) = results_rx.recv() => Wake::Checked(result),
                 Some(_) = checks.join_next(), if !checks.is_empty() => Wake::CheckEnded,
+                Some(request) = control.recv() => Wake::Control(request),
             };
             let now = Instant::now();
             let (reloaded, users) = match wake {
-                Wake::CrlPoll => {
+                Wake::CrlPoll | Wake::Control(Control::Reload) => {
                     self.sessions.prune_throttle(now);
                     (self.reload_if_crl_changed(), self.reload_users_if_changed())
                 }
@@ -347,7 +387,7 @@ impl Server {
                     io.connections.remove(&conn);
                 }
                 Wake::Timer => self.sessions.handle_timeouts(&mut io, now),
-                Wake::CrlPoll => {
+                Wake::CrlPoll | Wake::Control(Control::Reload) => {
                     if let Some((config, revoked)) = reloaded {
                         self.sessions
                             .update_credentials(&mut io, config, revoked, now);
@@ -362,6 +402,21 @@ impl Server {
                 }
                 Wake::Checked(result) => self.sessions.finish_password_check(&mut io, result, now),
                 Wake::ConnectionEnded | Wake::CheckEnded => {}
+                Wake::Control(Control::Sessions(reply)) => {
+                    let _ = reply.send(self.sessions.views(&self.config.name));
+                }
+                Wake::Control(Control::Kill { id, reply }) => {
+                    let _ = reply.send(self.sessions.kill(&mut io, id, now));
+                }
+                Wake::Control(Control::Metrics(reply)) => {
+                    let _ = reply.send(self.metrics());
+                }
+                Wake::Control(Control::Reconfigure(config)) => {
+                    info!(cipher = %config.cipher, "new settings apply to new sessions");
+                    self.sessions
+                        .set_config(Arc::new(session_config(&config, self.tls.clone())));
+                    self.config = config;
+                }
             }
             self.spawn_password_checks(&mut checks, &results_tx);
         };
@@ -418,6 +473,27 @@ impl Server {
         }
     }
 
+    fn metrics(&self) -> ServerMetrics {
+        let counters = &self.sessions.counters;
+        let mut dropped: Vec<(&'static str, u64)> = counters
+            .dropped
+            .iter()
+            .map(|(&reason, &count)| (reason, count))
+            .collect();
+        dropped.push(("no session", counters.ignored));
+        dropped.push(("no route", counters.unrouted));
+        dropped.sort();
+        let sessions = self.sessions.clients();
+        ServerMetrics {
+            sessions,
+            handshaking: self.sessions.len() - sessions,
+            handshakes: counters.handshakes,
+            auth_failures: counters.auth_failures,
+            traffic: counters.traffic,
+            dropped,
+        }
+    }
+
     /// Rereads the users file of the local backend when it changed, returning the new users.
     fn reload_users_if_changed(&mut self) -> Option<Arc<LocalUsers>> {
         let (Some(users), Some(backend)) = (&mut self.users, &mut self.backend) else {
@@ -448,6 +524,7 @@ impl Server {
                     revoked = revoked.len(),
                     "CRL changed: TLS configuration reloaded"
                 );
+                self.tls = tls.clone();
                 Some((Arc::new(session_config(&self.config, tls)), revoked))
             }
             Err(error) => {

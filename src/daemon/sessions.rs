@@ -7,11 +7,13 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use ipnet::Ipv4Net;
 use tracing::{debug, info};
 
+use crate::admin::SessionView;
 use crate::auth::token::SessionToken;
 use crate::config::{Protocol, SslServer};
 use crate::proto::cookie::CookieKey;
@@ -25,8 +27,12 @@ use super::driven::DrivenSession;
 use super::timers::Timers;
 use super::tun;
 
-/// Identifies one TCP connection or one UDP session for the life of the process.
+/// Identifies one TCP connection or one UDP session for the life of the process, across
+/// every SSL server, so the admin API can name a session by it.
 pub(crate) type ConnId = u64;
+
+/// The next connection id of the process.
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 const OPCODE_HARD_RESET_CLIENT_V2: u8 = 7;
 const OPCODE_DATA_V2: u8 = 9;
@@ -68,6 +74,34 @@ pub(crate) struct Counters {
     pub(crate) dropped: HashMap<&'static str, u64>,
     /// Packets from the TUN device for an address without an established client.
     pub(crate) unrouted: u64,
+    /// Clients that completed their handshake and authentication.
+    pub(crate) handshakes: u64,
+    /// Clients refused at authentication: revoked or unknown certificate, wrong password,
+    /// full server.
+    pub(crate) auth_failures: u64,
+    /// Tunnel traffic of every session, including the ended ones.
+    pub(crate) traffic: Traffic,
+}
+
+/// Tunnel packets and their bytes: `in` came from clients, `out` went to them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Traffic {
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) packets_in: u64,
+    pub(crate) packets_out: u64,
+}
+
+impl Traffic {
+    fn add_in(&mut self, len: usize) {
+        self.bytes_in += len as u64;
+        self.packets_in += 1;
+    }
+
+    fn add_out(&mut self, len: usize) {
+        self.bytes_out += len as u64;
+        self.packets_out += 1;
+    }
 }
 
 /// The outcome of a delivered packet, which decides the caller's next step.
@@ -93,6 +127,8 @@ struct Client {
     username: Option<String>,
     /// The token pushed to a two-factor client, which its renegotiations must send.
     auth_token: Option<SessionToken>,
+    /// When the client was admitted.
+    connected_since: SystemTime,
 }
 
 struct Entry<S> {
@@ -104,6 +140,7 @@ struct Entry<S> {
     awaiting: Option<AuthRequest>,
     /// The reason the session ends. The first reason recorded wins.
     close_reason: Option<String>,
+    traffic: Traffic,
 }
 
 pub(crate) struct Sessions<S> {
@@ -125,7 +162,6 @@ pub(crate) struct Sessions<S> {
     /// authentication.
     two_factor: Option<TwoFactor>,
     timers: Timers,
-    next_conn: ConnId,
     next_peer_id: u32,
     pub(crate) counters: Counters,
     buffer: Vec<u8>,
@@ -183,7 +219,6 @@ impl<S: DrivenSession> Sessions<S> {
             handshaking: 0,
             two_factor: TwoFactor::for_server(server),
             timers: Timers::default(),
-            next_conn: 0,
             next_peer_id: 0,
             counters: Counters::default(),
             buffer: Vec::with_capacity(2048),
@@ -201,9 +236,47 @@ impl<S: DrivenSession> Sessions<S> {
 
     /// Takes a connection id that no session or TCP connection uses.
     pub(crate) fn new_conn_id(&mut self) -> ConnId {
-        let conn = self.next_conn;
-        self.next_conn += 1;
-        conn
+        NEXT_CONN.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Describes every admitted client for the admin API.
+    pub(crate) fn views(&self, server: &str) -> Vec<SessionView> {
+        let mut views: Vec<SessionView> = self
+            .entries
+            .iter()
+            .filter_map(|(&conn, entry)| {
+                let client = entry.client.as_ref()?;
+                Some(SessionView {
+                    id: conn,
+                    server: server.to_owned(),
+                    common_name: client.common_name.clone(),
+                    username: client.username.clone(),
+                    real_address: entry.link.remote.to_string(),
+                    virtual_address: client.network.address.to_string(),
+                    bytes_in: entry.traffic.bytes_in,
+                    bytes_out: entry.traffic.bytes_out,
+                    connected_since: rfc3339(client.connected_since),
+                    cipher: client.cipher.clone().unwrap_or_default(),
+                })
+            })
+            .collect();
+        views.sort_by_key(|view| view.id);
+        views
+    }
+
+    /// Admitted clients.
+    pub(crate) fn clients(&self) -> usize {
+        self.entries.len() - self.handshaking.min(self.entries.len())
+    }
+
+    /// Tells the client of session `conn` to reconnect and ends the session, as OpenVPN's
+    /// `client-kill` does. False when no session has that id.
+    pub(crate) fn kill(&mut self, io: &mut impl Io, conn: ConnId, now: Instant) -> bool {
+        if !self.entries.contains_key(&conn) {
+            return false;
+        }
+        self.close_session(io, conn, CloseKind::Restart, "killed by the admin", now);
+        true
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -278,8 +351,11 @@ impl<S: DrivenSession> Sessions<S> {
             io.send(entry.link, &self.buffer);
         } else {
             self.counters.unrouted += 1;
+            return;
         }
         let conn = entry.link.conn;
+        entry.traffic.add_out(packet.len());
+        self.counters.traffic.add_out(packet.len());
         self.drain(io, conn, now);
     }
 
@@ -323,6 +399,11 @@ impl<S: DrivenSession> Sessions<S> {
             let kind = CloseKind::Revoke("certificate revoked".to_owned());
             self.close_session(io, conn, kind, "certificate revoked", now);
         }
+    }
+
+    /// Uses `config` for new sessions; the running ones keep theirs.
+    pub(crate) fn set_config(&mut self, config: Arc<SessionConfig>) {
+        self.config = config;
     }
 
     /// Tells every client to reconnect and ends every session.
@@ -371,6 +452,7 @@ impl<S: DrivenSession> Sessions<S> {
             client: None,
             awaiting: None,
             close_reason: None,
+            traffic: Traffic::default(),
         };
         self.entries.insert(link.conn, entry);
         self.by_peer_id.insert(peer_id, link.conn);
@@ -415,12 +497,18 @@ impl<S: DrivenSession> Sessions<S> {
         let delivery = match entry.session.handle_packet(packet, now) {
             Incoming::Ip(range) => {
                 match packet.get(range) {
-                    Some(ip_packet) => io.write_tun(ip_packet),
+                    Some(ip_packet) => {
+                        entry.traffic.add_in(ip_packet.len());
+                        self.counters.traffic.add_in(ip_packet.len());
+                        io.write_tun(ip_packet);
+                    }
                     None => count_drop(&mut self.counters, "range"),
                 }
                 Delivery::Authentic
             }
             Incoming::Decompressed(ip_packet) => {
+                entry.traffic.add_in(ip_packet.len());
+                self.counters.traffic.add_in(ip_packet.len());
                 io.write_tun(ip_packet);
                 Delivery::Authentic
             }
@@ -616,6 +704,17 @@ fn count_drop(counters: &mut Counters, reason: &'static str) {
     if total.is_power_of_two() {
         debug!(reason, total = *total, "session dropped a packet");
     }
+}
+
+fn rfc3339(time: SystemTime) -> String {
+    time::OffsetDateTime::from(time)
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|time| {
+            time.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 fn unix_time() -> u64 {

@@ -61,9 +61,14 @@ pub fn sslvpn(args: &[&str]) -> String {
 impl Gateway {
     pub fn new(tag: &str, servers: &[Server]) -> Self {
         require_root_and_tools();
-        let bed = TestBed::new(tag);
+        Self::on_bed(TestBed::new(tag), servers)
+    }
+
+    /// Starts a gateway with `servers` on a bed the caller built.
+    pub fn on_bed(bed: TestBed, servers: &[Server]) -> Self {
         let mut text = format!(
-            "[gateway]\npublic_address = \"{}\"\npki_dir = \"certs\"\nmax_connections = 10\n",
+            "[gateway]\npublic_address = \"{}\"\npki_dir = \"certs\"\nmax_connections = 10\n\
+             admin_socket = \"admin.sock\"\n",
             bed.gateway_wan_address()
         );
         for server in servers {
@@ -93,6 +98,10 @@ impl Gateway {
 
     pub fn config(&self) -> &str {
         self.config.to_str().unwrap()
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config
     }
 
     pub fn start(&mut self) {

@@ -99,6 +99,7 @@ impl<S: DrivenSession> Sessions<S> {
             cipher: None,
             username: None,
             auth_token: None,
+            connected_since: std::time::SystemTime::now(),
         });
         self.handshaking = self.handshaking.saturating_sub(1);
         self.by_address.insert(network.address, conn);
@@ -125,6 +126,7 @@ impl<S: DrivenSession> Sessions<S> {
             "client connected"
         );
         client.cipher = Some(cipher);
+        self.counters.handshakes += 1;
     }
 
     /// Rechecks the identity a renegotiation proved: a changed common name, a revoked

@@ -738,3 +738,72 @@ fn peer_ids_are_unique() {
         .collect();
     assert_eq!(peer_ids.len(), 3);
 }
+
+#[test]
+fn views_describe_admitted_clients_with_their_traffic() {
+    let mut sessions = table(Protocol::Udp, &Admission::new(10));
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    connect_udp(&mut sessions, &mut io, remote(1000), "alice", 7, now);
+    // A session still in its handshake is not listed.
+    sessions.receive_datagram(&mut io, remote(1001), None, &mut RESET.to_vec(), now);
+    sessions.receive_datagram(
+        &mut io,
+        remote(1000),
+        None,
+        &mut data_v2(0, b"Dpayload"),
+        now,
+    );
+    let packet = ipv4_to([10, 8, 0, 6]);
+    sessions.route_from_tun(&mut io, &packet, now);
+
+    let views = sessions.views("office");
+    assert_eq!(views.len(), 1);
+    let view = &views[0];
+    assert_eq!(view.server, "office");
+    assert_eq!(view.common_name, "alice");
+    assert_eq!(view.real_address, remote(1000).to_string());
+    assert_eq!(view.virtual_address, "10.8.0.6");
+    assert_eq!(view.bytes_in, b"payload".len() as u64);
+    assert_eq!(view.bytes_out, packet.len() as u64);
+    assert!(
+        view.connected_since.ends_with('Z'),
+        "{}",
+        view.connected_since
+    );
+    assert_eq!(sessions.clients(), 1);
+    assert_eq!(sessions.counters.handshakes, 1);
+    assert_eq!(sessions.counters.traffic.packets_in, 1);
+    assert_eq!(sessions.counters.traffic.packets_out, 1);
+}
+
+#[test]
+fn kill_sends_restart_and_frees_the_slot() {
+    let admission = Admission::new(10);
+    let mut sessions = table(Protocol::Udp, &admission);
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    connect_udp(&mut sessions, &mut io, remote(1000), "alice", 7, now);
+    let id = sessions.views("office")[0].id;
+    assert!(!sessions.kill(&mut io, id + 1000, now));
+    assert!(sessions.kill(&mut io, id, now));
+    assert!(io.sent_text_to(remote(1000), "RESTART"));
+    assert_eq!(sessions.len(), 0);
+    assert_eq!(admission.active(), 0);
+}
+
+#[test]
+fn rejected_clients_are_counted() {
+    let mut sessions = table(Protocol::Udp, &Admission::new(0));
+    let mut io = RecordingIo::default();
+    connect_udp(
+        &mut sessions,
+        &mut io,
+        remote(1000),
+        "alice",
+        7,
+        Instant::now(),
+    );
+    assert_eq!(sessions.counters.auth_failures, 1);
+    assert_eq!(sessions.counters.handshakes, 0);
+}

@@ -254,7 +254,9 @@ impl<S: DrivenSession> Sessions<S> {
         decision
     }
 
-    pub(super) fn log_rejected(&self, conn: ConnId, request: &AuthRequest, reason: &str) {
+    /// Counts and logs a refused client.
+    pub(super) fn log_rejected(&mut self, conn: ConnId, request: &AuthRequest, reason: &str) {
+        self.counters.auth_failures += 1;
         let Some(entry) = self.entries.get(&conn) else {
             return;
         };

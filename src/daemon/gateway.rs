@@ -1,0 +1,599 @@
+//! The running gateway: its SSL server tasks, the admin requests that change them, and the
+//! reload that applies an edited config file.
+//!
+//! The gateway is the only writer of the config file and the PKI while it runs. Every change
+//! goes through [`Files`], which validates it and writes the files, and then through
+//! [`RunningGateway::apply`], which brings the running servers in line with the new config.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::admin::files::{self, ConfigLock, Files};
+use crate::admin::{ApiError, ErrorKind, Reply, Request, ServerFields, ServerView};
+use crate::config::{Config, Protocol, SslServer};
+
+use super::admission::Admission;
+use super::error::ServeError;
+use super::server::{Control, Server, ServerMetrics};
+use super::tun;
+
+/// Requests waiting for a server task's answer.
+const CONTROL_QUEUE: usize = 16;
+/// How long a server task gets to answer the gateway.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One running SSL server task.
+struct Handle {
+    stop: watch::Sender<bool>,
+    control: mpsc::Sender<Control>,
+    task: JoinHandle<Result<(), ServeError>>,
+}
+
+/// An SSL server task that ended without being asked to.
+pub(super) struct Failure {
+    pub(super) server: String,
+    pub(super) error: ServeError,
+}
+
+pub(super) struct RunningGateway {
+    config: Config,
+    config_path: PathBuf,
+    files: Files,
+    /// Held for the life of the daemon, so the CLI edits no file behind its back.
+    lock: ConfigLock,
+    admission: Admission,
+    servers: HashMap<String, Handle>,
+    failures: mpsc::UnboundedSender<Failure>,
+}
+
+impl RunningGateway {
+    /// Starts every SSL server of `config`.
+    pub(super) async fn start(
+        config: Config,
+        config_path: &Path,
+        lock: ConfigLock,
+        failures: mpsc::UnboundedSender<Failure>,
+    ) -> Result<Self, ServeError> {
+        let admission = Admission::new(config.gateway.max_connections);
+        let mut gateway = Self {
+            files: Files::new(config_path),
+            config_path: config_path.to_owned(),
+            lock,
+            admission,
+            servers: HashMap::new(),
+            failures,
+            config: config.clone(),
+        };
+        for server in &config.ssl_servers {
+            if let Err(error) = gateway.start_server(server).await {
+                gateway.stop_all().await;
+                return Err(error);
+            }
+        }
+        Ok(gateway)
+    }
+
+    pub(super) fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub(super) fn max_connections(&self) -> u32 {
+        self.admission.max()
+    }
+
+    /// Stops every server: their clients are told to reconnect and their TUN devices removed.
+    pub(super) async fn stop_all(&mut self) -> Option<ServeError> {
+        let names: Vec<String> = self.servers.keys().cloned().collect();
+        let mut first = None;
+        for name in names {
+            if let Err(error) = self.stop_server(&name).await {
+                error!(%error, "SSL server failed");
+                first.get_or_insert(error);
+            }
+        }
+        first
+    }
+
+    async fn start_server(&mut self, config: &SslServer) -> Result<(), ServeError> {
+        let server = Server::start(&self.config.gateway, config, self.admission.clone()).await?;
+        let (stop, stop_rx) = watch::channel(false);
+        let (control, control_rx) = mpsc::channel(CONTROL_QUEUE);
+        let failures = self.failures.clone();
+        let name = config.name.clone();
+        let task = tokio::spawn(async move {
+            let result = server.run(stop_rx.clone(), control_rx).await;
+            if !*stop_rx.borrow() {
+                let error = match result {
+                    Ok(()) => ServeError::Task(format!("SSL server {name:?} stopped by itself")),
+                    Err(error) => error,
+                };
+                let _ = failures.send(Failure {
+                    server: name,
+                    error,
+                });
+                return Ok(());
+            }
+            result
+        });
+        let handle = Handle {
+            stop,
+            control,
+            task,
+        };
+        self.servers.insert(config.name.clone(), handle);
+        Ok(())
+    }
+
+    async fn stop_server(&mut self, name: &str) -> Result<(), ServeError> {
+        let Some(handle) = self.servers.remove(name) else {
+            return Ok(());
+        };
+        let _ = handle.stop.send(true);
+        match handle.task.await {
+            Ok(result) => result,
+            Err(error) => Err(ServeError::Task(error.to_string())),
+        }
+    }
+
+    /// Brings the running servers in line with `new`, with the semantics of a change: a
+    /// server whose sessions must drop is restarted (its listener moves with it), a change
+    /// of the cipher reaches new sessions only, and other servers are not touched.
+    async fn apply(&mut self, new: Config) -> Result<(), ApiError> {
+        let old = std::mem::replace(&mut self.config, new.clone());
+        let gateway_changed = old.gateway != new.gateway;
+        for server in &old.ssl_servers {
+            if new.server(&server.name).is_none() {
+                info!(server = %server.name, "SSL server deleted: stopping it");
+                if let Err(error) = self.stop_server(&server.name).await {
+                    warn!(server = %server.name, %error, "SSL server failed while stopping");
+                }
+            }
+        }
+        let mut failed = Vec::new();
+        for server in &new.ssl_servers {
+            let restart = match old.server(&server.name) {
+                None => {
+                    info!(server = %server.name, "SSL server created: starting it");
+                    false
+                }
+                Some(previous) if previous == server => continue,
+                Some(previous) => {
+                    let diff = files::diff(previous, server);
+                    if !diff.drop_sessions {
+                        info!(server = %server.name, fields = ?diff.changed_fields, "SSL server changed; new sessions use the new settings");
+                        if let Some(handle) = self.servers.get(&server.name) {
+                            let _ = handle
+                                .control
+                                .send(Control::Reconfigure(server.clone()))
+                                .await;
+                        }
+                        continue;
+                    }
+                    info!(server = %server.name, fields = ?diff.changed_fields, "SSL server changed: restarting it, its clients reconnect");
+                    true
+                }
+            };
+            if restart && let Err(error) = self.stop_server(&server.name).await {
+                warn!(server = %server.name, %error, "SSL server failed while stopping");
+            }
+            if let Err(error) = self.start_server(server).await {
+                error!(server = %server.name, %error, "SSL server could not start");
+                failed.push(error.to_string());
+            }
+        }
+        if gateway_changed {
+            warn!(
+                "[gateway] changed; listen_address, max_connections, pki_dir and the admin \
+                 settings take effect when sslvpn serve restarts"
+            );
+        }
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::internal(failed.join("; ")))
+        }
+    }
+
+    /// Rereads the config file and applies the difference; a file that fails validation
+    /// leaves the running configuration in place.
+    pub(super) async fn reload(&mut self) {
+        let new = match Config::load(&self.config_path) {
+            Ok(loaded) => loaded.config,
+            Err(error) => {
+                error!(%error, "SIGHUP: the config file is invalid; the running configuration stays");
+                return;
+            }
+        };
+        if new == self.config {
+            info!("SIGHUP: the config file is unchanged");
+            return;
+        }
+        let reports = match tokio::task::block_in_place(|| {
+            files::apply_pki_effects(&self.config, &new)
+        }) {
+            Ok(reports) => reports,
+            Err(error) => {
+                error!(%error, "SIGHUP: the PKI could not follow the config file; the running configuration stays");
+                return;
+            }
+        };
+        for report in &reports {
+            info!(server = %report.server, action = %report.action, "SIGHUP: {}", report.message);
+        }
+        if let Err(error) = self.apply(new).await {
+            error!(%error, "SIGHUP: not every change could be applied");
+        }
+        info!("SIGHUP: configuration reloaded");
+    }
+
+    /// Answers one admin request.
+    pub(super) async fn handle(&mut self, request: Request) -> Result<Reply, ApiError> {
+        match &request {
+            Request::ListSessions { server } => {
+                if let Some(name) = server {
+                    self.handle_of(name)?;
+                }
+                let mut sessions = Vec::new();
+                for (name, handle) in &self.servers {
+                    if server.as_ref().is_some_and(|wanted| wanted != name) {
+                        continue;
+                    }
+                    let (reply, answer) = oneshot::channel();
+                    if let Some(views) = ask(handle, Control::Sessions(reply), answer).await {
+                        sessions.extend(views);
+                    }
+                }
+                sessions.sort_by_key(|session| session.id);
+                Ok(Reply::Sessions { sessions })
+            }
+            Request::KillSession { id } => {
+                for handle in self.servers.values() {
+                    let (reply, answer) = oneshot::channel();
+                    let control = Control::Kill { id: *id, reply };
+                    if ask(handle, control, answer).await == Some(true) {
+                        return Ok(Reply::Done);
+                    }
+                }
+                Err(ApiError::not_found(format!(
+                    "no session has id {id}; list them with `sslvpn session list`"
+                )))
+            }
+            Request::Metrics => Ok(Reply::Metrics {
+                text: self.metrics().await,
+            }),
+            Request::CreateServer { server, fields } => {
+                let device = tun::device_name(server);
+                if let Some(other) = self
+                    .config
+                    .ssl_servers
+                    .iter()
+                    .find(|other| tun::device_name(&other.name) == device)
+                {
+                    return Err(ApiError::new(
+                        ErrorKind::Conflict,
+                        format!(
+                            "SSL server {server:?} would need TUN device {device}, which SSL \
+                             server {:?} has; choose a name that differs in its first \
+                             characters",
+                            other.name
+                        ),
+                    ));
+                }
+                let defaults = ServerFields::default();
+                self.check_listener(server, fields, &defaults)?;
+                self.change(&request).await
+            }
+            Request::ModifyServer { server, fields } => {
+                let current = self.config.server(server).cloned();
+                if let Some(current) = current {
+                    let present = ServerFields {
+                        protocol: Some(current.protocol.name().to_owned()),
+                        port: Some(current.port),
+                        ..ServerFields::default()
+                    };
+                    self.check_listener(server, fields, &present)?;
+                }
+                self.change(&request).await
+            }
+            Request::DeleteServer { .. } => self.change(&request).await,
+            Request::DeleteCert { server, .. }
+            | Request::AddUser { server, .. }
+            | Request::SetPassword { server, .. }
+            | Request::DeleteUser { server, .. } => {
+                let outcome = self.execute(&request)?;
+                // The server drops a revoked certificate's or a deleted user's session now
+                // rather than at its next poll.
+                if let Some(handle) = self.servers.get(server) {
+                    let _ = handle.control.send(Control::Reload).await;
+                }
+                Ok(outcome.reply)
+            }
+            Request::ListServers | Request::ShowServer { .. } => {
+                let mut reply = self.execute(&request)?.reply;
+                match &mut reply {
+                    Reply::Servers { servers } => {
+                        for view in servers {
+                            self.count_sessions(view).await;
+                        }
+                    }
+                    Reply::Server { server } => self.count_sessions(server).await,
+                    _ => {}
+                }
+                Ok(reply)
+            }
+            _ => Ok(self.execute(&request)?.reply),
+        }
+    }
+
+    fn execute(&self, request: &Request) -> Result<files::Outcome, ApiError> {
+        tokio::task::block_in_place(|| self.files.execute(&self.lock, request))
+    }
+
+    /// Carries out a create, modify or delete on the files, then on the running servers.
+    async fn change(&mut self, request: &Request) -> Result<Reply, ApiError> {
+        let outcome = self.execute(request)?;
+        if let Some(config) = outcome.config {
+            self.apply(config).await?;
+        }
+        Ok(outcome.reply)
+    }
+
+    fn handle_of(&self, name: &str) -> Result<&Handle, ApiError> {
+        self.servers.get(name).ok_or_else(|| {
+            ApiError::not_found(format!(
+                "no SSL server is named {name:?}; list them with `sslvpn server list`"
+            ))
+        })
+    }
+
+    async fn count_sessions(&self, view: &mut ServerView) {
+        if let Some(handle) = self.servers.get(&view.name) {
+            let (reply, answer) = oneshot::channel();
+            if let Some(metrics) = ask(handle, Control::Metrics(reply), answer).await {
+                view.sessions = Some(metrics.sessions);
+            }
+        }
+    }
+
+    /// Refuses a create or modify whose new listener cannot bind, before any file changes.
+    /// `current` holds the protocol and port the server listens on now, if it exists.
+    fn check_listener(
+        &self,
+        server: &str,
+        fields: &ServerFields,
+        current: &ServerFields,
+    ) -> Result<(), ApiError> {
+        if fields.protocol.is_none() && fields.port.is_none() && current.port.is_some() {
+            return Ok(());
+        }
+        let protocol = fields
+            .protocol
+            .as_deref()
+            .or(current.protocol.as_deref())
+            .and_then(Protocol::from_name)
+            .unwrap_or(Protocol::Tcp);
+        let port = fields
+            .port
+            .or(current.port)
+            .unwrap_or(crate::config::DEFAULT_PORT);
+        let unchanged =
+            current.port == Some(port) && current.protocol.as_deref() == Some(protocol.name());
+        if unchanged || port == 0 {
+            return Ok(());
+        }
+        // Another SSL server of this gateway on the same listener is a rule violation, which
+        // the config rules report with their own message.
+        let taken_here =
+            self.config.ssl_servers.iter().any(|other| {
+                other.name != server && other.port == port && other.protocol == protocol
+            });
+        if taken_here {
+            return Ok(());
+        }
+        let address = SocketAddr::new(self.config.gateway.listen_address, port);
+        let bound = match protocol {
+            Protocol::Tcp => std::net::TcpListener::bind(address).map(drop),
+            Protocol::Udp => std::net::UdpSocket::bind(address).map(drop),
+        };
+        bound.map_err(|error| {
+            ApiError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "SSL server {server:?}: cannot listen on {protocol} {address}: {error}; {}; \
+                     nothing was changed",
+                    super::error::bind_fix(&error)
+                ),
+            )
+        })
+    }
+
+    async fn metrics(&self) -> String {
+        let mut servers: Vec<(&String, ServerMetrics)> = Vec::new();
+        for (name, handle) in &self.servers {
+            let (reply, answer) = oneshot::channel();
+            if let Some(metrics) = ask(handle, Control::Metrics(reply), answer).await {
+                servers.push((name, metrics));
+            }
+        }
+        servers.sort_by(|a, b| a.0.cmp(b.0));
+        render_metrics(&servers)
+    }
+}
+
+/// Sends `control` to a server task and waits for its answer.
+async fn ask<T>(handle: &Handle, control: Control, answer: oneshot::Receiver<T>) -> Option<T> {
+    handle.control.send(control).await.ok()?;
+    tokio::time::timeout(CONTROL_TIMEOUT, answer)
+        .await
+        .ok()?
+        .ok()
+}
+
+/// Writes the metrics of every server in the Prometheus text format.
+fn render_metrics(servers: &[(&String, ServerMetrics)]) -> String {
+    let mut text = String::new();
+    let mut family =
+        |name: &str, kind: &str, help: &str, values: &mut dyn Iterator<Item = (String, u64)>| {
+            let _ = writeln!(text, "# HELP {name} {help}");
+            let _ = writeln!(text, "# TYPE {name} {kind}");
+            for (labels, value) in values {
+                let _ = writeln!(text, "{name}{{{labels}}} {value}");
+            }
+        };
+    let server = |name: &str| format!("server=\"{}\"", escape_label(name));
+    family(
+        "sslvpn_sessions",
+        "gauge",
+        "Clients connected to the SSL server.",
+        &mut servers
+            .iter()
+            .map(|(name, m)| (server(name), m.sessions as u64)),
+    );
+    family(
+        "sslvpn_handshakes_in_progress",
+        "gauge",
+        "Sessions still in their handshake or password check.",
+        &mut servers
+            .iter()
+            .map(|(name, m)| (server(name), m.handshaking as u64)),
+    );
+    family(
+        "sslvpn_handshakes_total",
+        "counter",
+        "Clients that completed their handshake and authentication.",
+        &mut servers.iter().map(|(name, m)| (server(name), m.handshakes)),
+    );
+    family(
+        "sslvpn_auth_failures_total",
+        "counter",
+        "Clients refused at authentication.",
+        &mut servers
+            .iter()
+            .map(|(name, m)| (server(name), m.auth_failures)),
+    );
+    family(
+        "sslvpn_tunnel_bytes_total",
+        "counter",
+        "Bytes of tunnel packets: in from clients, out to clients.",
+        &mut servers.iter().flat_map(|(name, m)| {
+            [
+                (
+                    format!("{},direction=\"in\"", server(name)),
+                    m.traffic.bytes_in,
+                ),
+                (
+                    format!("{},direction=\"out\"", server(name)),
+                    m.traffic.bytes_out,
+                ),
+            ]
+        }),
+    );
+    family(
+        "sslvpn_tunnel_packets_total",
+        "counter",
+        "Tunnel packets: in from clients, out to clients.",
+        &mut servers.iter().flat_map(|(name, m)| {
+            [
+                (
+                    format!("{},direction=\"in\"", server(name)),
+                    m.traffic.packets_in,
+                ),
+                (
+                    format!("{},direction=\"out\"", server(name)),
+                    m.traffic.packets_out,
+                ),
+            ]
+        }),
+    );
+    family(
+        "sslvpn_packets_dropped_total",
+        "counter",
+        "Packets dropped, by reason.",
+        &mut servers.iter().flat_map(|(name, m)| {
+            m.dropped.iter().map(move |(reason, count)| {
+                (
+                    format!("{},reason=\"{}\"", server(name), escape_label(reason)),
+                    *count,
+                )
+            })
+        }),
+    );
+    text
+}
+
+/// Escapes a Prometheus label value.
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Fails when two SSL servers would get the same TUN device name.
+pub(super) fn check_device_names(config: &Config) -> Result<(), ServeError> {
+    let mut owners: HashMap<String, &str> = HashMap::new();
+    for server in &config.ssl_servers {
+        let device = tun::device_name(&server.name);
+        if let Some(first) = owners.insert(device.clone(), &server.name) {
+            return Err(ServeError::DeviceNameClash {
+                first: first.to_owned(),
+                second: server.name.clone(),
+                device,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_render_in_the_text_format() {
+        let name = "office".to_owned();
+        let metrics = ServerMetrics {
+            sessions: 2,
+            handshaking: 1,
+            handshakes: 5,
+            auth_failures: 3,
+            traffic: super::super::sessions::Traffic {
+                bytes_in: 100,
+                bytes_out: 200,
+                packets_in: 1,
+                packets_out: 2,
+            },
+            dropped: vec![("replay", 4)],
+        };
+        let text = render_metrics(&[(&name, metrics)]);
+        assert!(text.contains("# TYPE sslvpn_sessions gauge\n"), "{text}");
+        assert!(
+            text.contains("sslvpn_sessions{server=\"office\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sslvpn_auth_failures_total{server=\"office\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sslvpn_tunnel_bytes_total{server=\"office\",direction=\"out\"} 200\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sslvpn_packets_dropped_total{server=\"office\",reason=\"replay\"} 4\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

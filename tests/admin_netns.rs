@@ -1,0 +1,508 @@
+//! Changes to a running gateway through `sslvpn server|cert|session` and SIGHUP, with stock
+//! `openvpn` clients: what must reconnect does, with the new settings; what must be refused
+//! is refused; and the client of the other SSL server keeps pinging through every change.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::Ipv4Addr;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::gateway::{CONNECT_TIMEOUT, Gateway, Server, sslvpn, tunnel_address};
+use common::openvpn::INITIALIZED;
+use common::{BedConfig, Ns, Process, TestBed, require_root_and_tools};
+use ipnet::Ipv4Net;
+
+/// Pings sent by the other server's client while a change runs: 40 at 0.25 s.
+const BACKGROUND_PINGS: u32 = 40;
+
+/// A gateway with two SSL servers: `office` (UDP 1194, 10.8.0.0/24) with a client in the
+/// client namespace, and `branch` (TCP 1195, 10.8.1.0/24) with a client in an extra client
+/// namespace.
+struct Lab {
+    gateway: Gateway,
+    office_client: Option<Process>,
+    /// Kept so the branch client runs as long as the lab.
+    _branch_client: Process,
+    branch_ns: Ns,
+}
+
+impl Lab {
+    fn new(tag: &str) -> Self {
+        require_root_and_tools();
+        let config = BedConfig {
+            client_pool: "10.8.0.0/16".parse().unwrap(),
+            ..BedConfig::default()
+        };
+        let mut bed = TestBed::with_config(tag, config);
+        let branch_ns = bed.add_client();
+        let office = Server {
+            protocol: "udp",
+            ..Server::default()
+        };
+        let branch = Server {
+            name: "branch",
+            protocol: "tcp",
+            port: 1195,
+            client_cidr: "10.8.1.0/24",
+            ..Server::default()
+        };
+        let gateway = Gateway::on_bed(bed, &[office, branch]);
+        let profile = gateway.profile("branch", "bob");
+        let mut branch_client = gateway.bed.spawn(
+            branch_ns,
+            "openvpn",
+            &[
+                "--config",
+                profile.to_str().unwrap(),
+                "--connect-retry",
+                "1",
+            ],
+        );
+        wait_connections(&mut branch_client, 1);
+        let mut lab = Self {
+            gateway,
+            office_client: None,
+            _branch_client: branch_client,
+            branch_ns,
+        };
+        lab.connect_office("alice", &[]);
+        lab
+    }
+
+    /// Connects a client of `office` with a new certificate named `name`.
+    fn connect_office(&mut self, name: &str, extra: &[&str]) -> Ipv4Addr {
+        self.office_client = None;
+        let profile = self.gateway.profile("office", name);
+        let mut client = self.gateway.connect(&profile, extra);
+        let address = wait_connections(&mut client, 1);
+        self.office_client = Some(client);
+        address
+    }
+
+    fn office(&mut self) -> &mut Process {
+        self.office_client.as_mut().expect("office client running")
+    }
+
+    fn config(&self) -> &str {
+        self.gateway.config()
+    }
+
+    /// Starts pinging the host from the branch client, to be checked by [`Lab::assert_no_gap`].
+    fn start_background_ping(&self) -> Process {
+        let host = self.gateway.host().to_string();
+        let count = BACKGROUND_PINGS.to_string();
+        self.gateway.bed.spawn(
+            self.branch_ns,
+            "ping",
+            &["-n", "-c", &count, "-i", "0.25", "-W", "1", &host],
+        )
+    }
+
+    /// Waits for the background ping to end and asserts that every ping came back.
+    fn assert_no_gap(&self, mut ping: Process) {
+        let summary = ping.expect_line("packets transmitted", Duration::from_secs(30));
+        let expected = format!("{BACKGROUND_PINGS} received");
+        assert!(
+            summary.contains(&expected),
+            "the branch client lost pings during the change: {summary}"
+        );
+    }
+
+    fn ping_from_office(&self, count: u32) -> u32 {
+        self.gateway.ping_host(count)
+    }
+}
+
+/// Waits until the client's log shows `count` completed connections and returns the tunnel
+/// address of the last one.
+fn wait_connections(client: &mut Process, count: usize) -> Ipv4Addr {
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    loop {
+        let log = client.log();
+        if log.matches(INITIALIZED).count() >= count {
+            return tunnel_address(&log).expect("pushed ifconfig in the client log");
+        }
+        assert!(
+            client.try_wait().is_none(),
+            "openvpn exited:\n{}",
+            client.log_tail()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "client did not connect {count} time(s):\n{}",
+            client.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn run_sslvpn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sslvpn"))
+        .args(args)
+        .output()
+        .expect("run sslvpn")
+}
+
+/// Runs `sslvpn server modify` for `office` with `options` and returns its output.
+fn modify_office(lab: &Lab, options: &[&str]) -> String {
+    let mut args = vec![
+        "server",
+        "modify",
+        "--config",
+        lab.config(),
+        "--name",
+        "office",
+    ];
+    args.extend_from_slice(options);
+    sslvpn(&args)
+}
+
+/// Sends one HTTP request to the admin socket and returns the whole response.
+fn http(socket: &Path, request: &str) -> String {
+    let mut stream = UnixStream::connect(socket).expect("connect to the admin socket");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+fn admin_socket(gateway: &Gateway) -> PathBuf {
+    gateway.bed.dir().join("admin.sock")
+}
+
+fn routes(lab: &Lab, ns: Ns) -> String {
+    let output = lab.gateway.bed.exec(ns, "ip", &["-4", "route", "show"]);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn local_networks_change_pushes_new_routes_and_spares_the_other_server() {
+    let mut lab = Lab::new("admroutes");
+    let ping = lab.start_background_ping();
+    let local = lab.gateway.bed.config().local.to_string();
+    let output = modify_office(
+        &lab,
+        &[
+            "--local-network",
+            &local,
+            "--local-network",
+            "192.168.88.0/24",
+        ],
+    );
+    assert!(output.contains("local_networks"), "{output}");
+    wait_connections(lab.office(), 2);
+    let table = routes(&lab, Ns::Client);
+    assert!(
+        table.contains("192.168.88.0/24"),
+        "new route missing:\n{table}"
+    );
+    assert_eq!(
+        lab.ping_from_office(3),
+        3,
+        "office client cannot reach the host"
+    );
+    lab.assert_no_gap(ping);
+    let text = std::fs::read_to_string(lab.gateway.config_path()).unwrap();
+    assert!(
+        text.contains("192.168.88.0/24"),
+        "change not saved:\n{text}"
+    );
+}
+
+#[test]
+fn client_cidr_change_gives_clients_new_addresses() {
+    let mut lab = Lab::new("admcidr");
+    let ping = lab.start_background_ping();
+    modify_office(&lab, &["--client-cidr", "10.8.2.0/24"]);
+    let address = wait_connections(lab.office(), 2);
+    let cidr: Ipv4Net = "10.8.2.0/24".parse().unwrap();
+    assert!(cidr.contains(&address), "{address} outside {cidr}");
+    assert_eq!(
+        lab.ping_from_office(3),
+        3,
+        "office client cannot reach the host"
+    );
+    lab.assert_no_gap(ping);
+}
+
+#[test]
+fn protocol_change_moves_the_listener_and_revokes_certificates() {
+    let mut lab = Lab::new("admproto");
+    let ping = lab.start_background_ping();
+    let output = modify_office(&lab, &["--protocol", "tcp", "--port", "1196"]);
+    assert!(
+        output.contains("alice"),
+        "revoked certificate not named:\n{output}"
+    );
+    // The old profile points at UDP 1194, where nothing listens any more.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(lab.office().log().matches(INITIALIZED).count(), 1);
+    // alice's certificate is revoked: a profile on the new listener is refused too.
+    let profile = lab.gateway.bed.dir().join("alice-new.ovpn");
+    let exported = run_sslvpn(&[
+        "cert",
+        "export",
+        "--config",
+        lab.config(),
+        "--server",
+        "office",
+        "--name",
+        "alice",
+        "--output",
+        profile.to_str().unwrap(),
+    ]);
+    assert!(
+        !exported.status.success(),
+        "a revoked certificate was exported"
+    );
+    // A new certificate connects over TCP on the new port.
+    let address = lab.connect_office("carol", &[]);
+    assert!(address.octets()[..3] == [10, 8, 0], "{address}");
+    let log = lab.office().log();
+    assert!(log.contains("1196"), "not on the new port:\n{log}");
+    assert_eq!(lab.ping_from_office(3), 3);
+    lab.assert_no_gap(ping);
+}
+
+#[test]
+fn port_change_keeps_certificates() {
+    let mut lab = Lab::new("admport");
+    let output = modify_office(&lab, &["--port", "1197"]);
+    assert!(!output.contains("revoked"), "{output}");
+    // The same certificate with a profile exported again reaches the new port.
+    let profile = lab.gateway.bed.dir().join("alice-1197.ovpn");
+    sslvpn(&[
+        "cert",
+        "export",
+        "--config",
+        lab.config(),
+        "--server",
+        "office",
+        "--name",
+        "alice",
+        "--output",
+        profile.to_str().unwrap(),
+    ]);
+    lab.office_client = None;
+    let mut client = lab.gateway.connect(&profile, &[]);
+    wait_connections(&mut client, 1);
+    assert!(client.log().contains("1197"), "{}", client.log_tail());
+    assert_eq!(lab.ping_from_office(3), 3);
+}
+
+#[test]
+fn cipher_change_applies_to_new_sessions_only() {
+    let mut lab = Lab::new("admcipher");
+    lab.connect_office("amy", &["--data-ciphers", "AES-128-CBC"]);
+    let dave_ns = lab.gateway.bed.add_client();
+    let profile = lab.gateway.profile("office", "dave");
+    let dave_args = [
+        "--config",
+        profile.to_str().unwrap(),
+        "--connect-retry",
+        "1",
+        "--data-ciphers",
+        "AES-256-CBC",
+    ];
+    // A client that can only use AES-256-CBC shares no cipher with the server yet.
+    let mut dave = lab.gateway.bed.spawn(dave_ns, "openvpn", &dave_args);
+    dave.expect_line("AUTH_FAILED", Duration::from_secs(20));
+    drop(dave);
+    modify_office(&lab, &["--cipher", "AES-256-CBC"]);
+    // The running session stays.
+    assert_eq!(lab.ping_from_office(3), 3);
+    assert_eq!(lab.office().log().matches(INITIALIZED).count(), 1);
+    // New sessions get the new cipher.
+    let mut dave = lab.gateway.bed.spawn(dave_ns, "openvpn", &dave_args);
+    wait_connections(&mut dave, 1);
+    assert!(dave.log().contains("AES-256-CBC"), "{}", dave.log_tail());
+    assert_eq!(lab.office().log().matches(INITIALIZED).count(), 1);
+}
+
+#[test]
+fn deleting_a_server_drops_its_clients_device_and_ca() {
+    let mut lab = Lab::new("admdelete");
+    let ping = lab.start_background_ping();
+    let output = sslvpn(&[
+        "server",
+        "delete",
+        "--config",
+        lab.config(),
+        "--name",
+        "office",
+    ]);
+    assert!(output.contains("office"), "{output}");
+    lab.office().expect_line("RESTART", Duration::from_secs(10));
+    let links = lab
+        .gateway
+        .bed
+        .exec(Ns::Gateway, "ip", &["-o", "link", "show"]);
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(!links.contains("office"), "TUN device left:\n{links}");
+    let pki = lab.gateway.bed.dir().join("certs").join("office");
+    assert!(!pki.exists(), "CA folder left at {}", pki.display());
+    let text = std::fs::read_to_string(lab.gateway.config_path()).unwrap();
+    assert!(
+        !text.contains("\"office\""),
+        "server left in the file:\n{text}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(lab.office().log().matches(INITIALIZED).count(), 1);
+    lab.assert_no_gap(ping);
+}
+
+#[test]
+fn a_rejected_change_leaves_file_and_sessions_alone() {
+    let mut lab = Lab::new("admreject");
+    let before = std::fs::read(lab.gateway.config_path()).unwrap();
+    // Overlaps branch's client_cidr.
+    let output = run_sslvpn(&[
+        "server",
+        "modify",
+        "--config",
+        lab.config(),
+        "--name",
+        "office",
+        "--client-cidr",
+        "10.8.1.0/24",
+        "--compression",
+        "on",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("10.8.1.0/24"), "value not named:\n{stderr}");
+    let after = std::fs::read(lab.gateway.config_path()).unwrap();
+    assert_eq!(before, after, "the config file changed");
+    let certs = sslvpn(&[
+        "cert",
+        "list",
+        "--config",
+        lab.config(),
+        "--server",
+        "office",
+    ]);
+    assert!(!certs.contains("revoked"), "{certs}");
+    assert_eq!(lab.ping_from_office(3), 3);
+    assert_eq!(lab.office().log().matches(INITIALIZED).count(), 1);
+    let log = lab.office().log();
+    assert!(!log.contains("RESTART"), "the session was dropped:\n{log}");
+}
+
+#[test]
+fn sighup_applies_the_edited_file() {
+    let mut lab = Lab::new("admsighup");
+    let ping = lab.start_background_ping();
+    let path = lab.gateway.config_path().to_owned();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let local = lab.gateway.bed.config().local.to_string();
+    let edited = text.replacen(
+        &format!("local_networks = [\"{local}\"]"),
+        &format!("local_networks = [\"{local}\", \"192.168.99.0/24\"]"),
+        1,
+    );
+    assert_ne!(edited, text);
+    std::fs::write(&path, edited).unwrap();
+    let pid = lab.gateway.daemon().pid().to_string();
+    let status = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    assert!(status.success());
+    lab.gateway
+        .daemon()
+        .expect_line("configuration reloaded", Duration::from_secs(10));
+    wait_connections(lab.office(), 2);
+    let table = routes(&lab, Ns::Client);
+    assert!(
+        table.contains("192.168.99.0/24"),
+        "new route missing:\n{table}"
+    );
+    // An invalid file leaves the running configuration in place.
+    std::fs::write(&path, "[gateway]\npublic_address = 5\n").unwrap();
+    let status = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    assert!(status.success());
+    lab.gateway
+        .daemon()
+        .expect_line("running configuration stays", Duration::from_secs(10));
+    assert_eq!(lab.ping_from_office(3), 3);
+    lab.assert_no_gap(ping);
+}
+
+#[test]
+fn sessions_are_listed_killed_and_counted() {
+    let mut lab = Lab::new("admsessions");
+    assert_eq!(lab.ping_from_office(3), 3);
+    let listed = sslvpn(&["session", "list", "--config", lab.config()]);
+    let alice = listed
+        .lines()
+        .find(|line| line.contains("alice"))
+        .unwrap_or_else(|| panic!("alice not listed:\n{listed}"));
+    assert!(alice.contains("office"), "{alice}");
+    assert!(alice.contains("10.8.0."), "{alice}");
+    assert!(listed.contains("bob"), "{listed}");
+
+    let response = http(
+        &admin_socket(&lab.gateway),
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.contains("sslvpn_sessions{server=\"office\"} 1"),
+        "{response}"
+    );
+    let bytes_in = response
+        .lines()
+        .find(|line| {
+            line.starts_with("sslvpn_tunnel_bytes_total{server=\"office\",direction=\"in\"}")
+        })
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no tunnel bytes for office:\n{response}"));
+    assert!(bytes_in >= 3 * 84, "{bytes_in} bytes in after 3 pings");
+
+    let id = alice.split_whitespace().next().unwrap();
+    sslvpn(&["session", "kill", "--config", lab.config(), "--id", id]);
+    lab.office().expect_line("RESTART", Duration::from_secs(10));
+    wait_connections(lab.office(), 2);
+    let unknown = run_sslvpn(&[
+        "session",
+        "kill",
+        "--config",
+        lab.config(),
+        "--id",
+        "999999",
+    ]);
+    assert!(!unknown.status.success());
+}
+
+#[test]
+fn a_server_created_at_runtime_accepts_clients() {
+    let mut lab = Lab::new("admcreate");
+    let local = lab.gateway.bed.config().local.to_string();
+    sslvpn(&[
+        "server",
+        "create",
+        "--config",
+        lab.config(),
+        "--name",
+        "lab",
+        "--local-network",
+        &local,
+        "--client-cidr",
+        "10.8.3.0/24",
+        "--protocol",
+        "udp",
+        "--port",
+        "1198",
+    ]);
+    let listed = sslvpn(&["server", "list", "--config", lab.config()]);
+    assert!(listed.contains("lab"), "{listed}");
+    lab.office_client = None;
+    let profile = lab.gateway.profile("lab", "erin");
+    let mut client = lab.gateway.connect(&profile, &[]);
+    let address = wait_connections(&mut client, 1);
+    let cidr: Ipv4Net = "10.8.3.0/24".parse().unwrap();
+    assert!(cidr.contains(&address), "{address} outside {cidr}");
+    assert_eq!(lab.ping_from_office(3), 3);
+}
