@@ -166,7 +166,9 @@ impl RunningGateway {
                 Some(previous) if previous == server => continue,
                 Some(previous) => {
                     let diff = files::diff(previous, server);
-                    if !diff.drop_sessions {
+                    // The identity backend is built when a server starts.
+                    let restart = diff.drop_sessions || diff.changed_fields.contains(&"auth");
+                    if !restart {
                         info!(server = %server.name, fields = ?diff.changed_fields, "SSL server changed; new sessions use the new settings");
                         if let Some(handle) = self.servers.get(&server.name) {
                             let _ = handle
