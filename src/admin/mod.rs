@@ -6,6 +6,7 @@
 //! the same lock and with the same rules.
 
 pub mod client;
+pub mod http;
 pub mod model;
 
 pub use model::{

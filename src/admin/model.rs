@@ -10,21 +10,61 @@ use crate::config::SslServer;
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     ListServers,
-    ShowServer { server: String },
-    CreateServer { server: String, fields: ServerFields },
-    ModifyServer { server: String, fields: ServerFields },
-    DeleteServer { server: String },
-    ListCerts { server: String },
-    CreateCert { server: String, name: String, days: Option<u32> },
-    ExportCert { server: String, name: String, format: ProfileFormat },
-    DeleteCert { server: String, name: String },
-    ListUsers { server: String },
-    AddUser { server: String, name: String, password: String },
-    SetPassword { server: String, name: String, password: String },
-    DeleteUser { server: String, name: String },
+    ShowServer {
+        server: String,
+    },
+    CreateServer {
+        server: String,
+        fields: ServerFields,
+    },
+    ModifyServer {
+        server: String,
+        fields: ServerFields,
+    },
+    DeleteServer {
+        server: String,
+    },
+    ListCerts {
+        server: String,
+    },
+    CreateCert {
+        server: String,
+        name: String,
+        days: Option<u32>,
+    },
+    ExportCert {
+        server: String,
+        name: String,
+        format: ProfileFormat,
+    },
+    DeleteCert {
+        server: String,
+        name: String,
+    },
+    ListUsers {
+        server: String,
+    },
+    AddUser {
+        server: String,
+        name: String,
+        password: String,
+    },
+    SetPassword {
+        server: String,
+        name: String,
+        password: String,
+    },
+    DeleteUser {
+        server: String,
+        name: String,
+    },
     /// Sessions of one server, or of every server.
-    ListSessions { server: Option<String> },
-    KillSession { id: u64 },
+    ListSessions {
+        server: Option<String>,
+    },
+    KillSession {
+        id: u64,
+    },
     Metrics,
 }
 
@@ -66,16 +106,35 @@ pub enum ProfileFormat {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reply {
-    Servers { servers: Vec<ServerView> },
-    Server { server: ServerView },
-    Changed { change: ChangeReport },
-    Certs { certs: Vec<CertView> },
-    Cert { cert: CertView },
-    Profile { file_name: String, bytes: Vec<u8> },
-    Users { users: Vec<String> },
-    Sessions { sessions: Vec<SessionView> },
+    Servers {
+        servers: Vec<ServerView>,
+    },
+    Server {
+        server: ServerView,
+    },
+    Changed {
+        change: ChangeReport,
+    },
+    Certs {
+        certs: Vec<CertView>,
+    },
+    Cert {
+        cert: CertView,
+    },
+    Profile {
+        file_name: String,
+        bytes: Vec<u8>,
+    },
+    Users {
+        users: Vec<String>,
+    },
+    Sessions {
+        sessions: Vec<SessionView>,
+    },
     /// Prometheus text exposition format.
-    Metrics { text: String },
+    Metrics {
+        text: String,
+    },
     Done,
 }
 
@@ -103,7 +162,11 @@ impl From<&SslServer> for ServerView {
     fn from(server: &SslServer) -> Self {
         Self {
             name: server.name.clone(),
-            local_networks: server.local_networks.iter().map(|n| n.to_string()).collect(),
+            local_networks: server
+                .local_networks
+                .iter()
+                .map(|n| n.to_string())
+                .collect(),
             client_cidr: server.client_cidr.to_string(),
             protocol: server.protocol.name().to_owned(),
             port: server.port,

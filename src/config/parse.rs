@@ -9,8 +9,8 @@ use toml::{Table, Value};
 
 use super::auth::{AuthDraft, auth_draft};
 use super::{
-    Cipher, Config, DEFAULT_ADMIN_SOCKET, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, Gateway, Protocol, SslServer, Topology,
-    Violation,
+    Cipher, Config, DEFAULT_ADMIN_SOCKET, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, Gateway, Protocol,
+    SslServer, Topology, Violation,
 };
 
 const GATEWAY_KEYS: &[&str] = &[
