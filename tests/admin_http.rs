@@ -742,3 +742,37 @@ fn missing_token_file_is_rejected() {
     assert!(matches!(result, Err(ApiStartError::TokenRead { .. })));
     assert!(!socket.exists());
 }
+
+/// Takes about 20 s: the idle clients hold every slot until their 10 s header timeout, and
+/// the slow body then gets its own 10 s.
+#[test]
+fn slow_clients_time_out_and_free_slots() {
+    let harness = Harness::start(answer_done);
+    let idle: Vec<UnixStream> = (0..64)
+        .map(|_| UnixStream::connect(&harness.socket).expect("connect an idle client"))
+        .collect();
+    let started = std::time::Instant::now();
+
+    let mut slow_body = UnixStream::connect(&harness.socket).expect("connect");
+    let waiting_socket = harness.socket.clone();
+    let waiting =
+        std::thread::spawn(move || unix_exchange(&waiting_socket, "GET", "/metrics", b""));
+
+    let head = "PATCH /v1/servers/lab HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\n";
+    slow_body.write_all(head.as_bytes()).expect("write head");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        !waiting.is_finished(),
+        "a 66th client was served while 64 were connected"
+    );
+
+    let answered = waiting.join().expect("waiting client");
+    assert_eq!(answered.status, 204);
+    assert!(started.elapsed() >= std::time::Duration::from_secs(9));
+
+    let mut raw = Vec::new();
+    let _ = slow_body.read_to_end(&mut raw);
+    assert_eq!(parse_raw(&raw).status, 408);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    drop(idle);
+}
