@@ -172,7 +172,7 @@ fn exchange(
         body.len()
     );
     stream.write_all(head.as_bytes()).expect("write head");
-    // The server may answer 413 and close before the whole body is written.
+    // The server may send 413 and close before the whole body is written.
     let _ = stream.write_all(body);
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw);

@@ -362,6 +362,23 @@ mod tests {
     }
 
     #[test]
+    fn permission_denied_names_the_fix() {
+        let denied = std::io::Error::from(IoErrorKind::PermissionDenied);
+        let error = connect_error(Path::new("/run/sslvpn/admin.sock"), &denied);
+        assert_eq!(error.status, ErrorKind::Unauthorized);
+        assert!(
+            error.message.contains("/run/sslvpn/admin.sock"),
+            "{}",
+            error.message
+        );
+        assert!(
+            error.message.contains("run the command as root"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
     fn attachment_name_reads_quoted_file_name() {
         let mut headers = HeaderMap::new();
         headers.insert(
