@@ -58,6 +58,8 @@ pub(super) async fn bind_socket(path: &Path) -> Result<(SocketFile, UnixListener
                 source,
             })?;
     }
+    // NOTE: two daemons that start at the same moment can both pass this check, and the later
+    // rename then takes the path from the earlier one.
     remove_stale_socket(path).await?;
 
     static BIND_COUNT: AtomicU32 = AtomicU32::new(0);
