@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::gateway::{CONNECT_TIMEOUT, Gateway, Server, sslvpn, tunnel_address};
@@ -16,6 +16,8 @@ use common::openvpn::INITIALIZED;
 use common::{BedConfig, Ns, Process, TestBed, require_root_and_tools};
 use ipnet::Ipv4Net;
 
+/// What an `openvpn` client logs when the server tells it to reconnect.
+const TOLD_TO_RECONNECT: &str = "server-pushed-connection-reset";
 /// Pings sent by the other server's client while a change runs: 40 at 0.25 s.
 const BACKGROUND_PINGS: u32 = 40;
 
@@ -336,7 +338,8 @@ fn deleting_a_server_drops_its_clients_device_and_ca() {
         "office",
     ]);
     assert!(output.contains("office"), "{output}");
-    lab.office().expect_line("RESTART", Duration::from_secs(10));
+    lab.office()
+        .expect_line(TOLD_TO_RECONNECT, Duration::from_secs(10));
     let links = lab
         .gateway
         .bed
@@ -389,7 +392,10 @@ fn a_rejected_change_leaves_file_and_sessions_alone() {
     assert_eq!(lab.ping_from_office(3), 3);
     assert_eq!(lab.office().log().matches(INITIALIZED).count(), 1);
     let log = lab.office().log();
-    assert!(!log.contains("RESTART"), "the session was dropped:\n{log}");
+    assert!(
+        !log.contains(TOLD_TO_RECONNECT),
+        "the session was dropped:\n{log}"
+    );
 }
 
 #[test]
@@ -463,7 +469,8 @@ fn sessions_are_listed_killed_and_counted() {
 
     let id = alice.split_whitespace().next().unwrap();
     sslvpn(&["session", "kill", "--config", lab.config(), "--id", id]);
-    lab.office().expect_line("RESTART", Duration::from_secs(10));
+    lab.office()
+        .expect_line(TOLD_TO_RECONNECT, Duration::from_secs(10));
     wait_connections(lab.office(), 2);
     let unknown = run_sslvpn(&[
         "session",
@@ -504,5 +511,74 @@ fn a_server_created_at_runtime_accepts_clients() {
     let address = wait_connections(&mut client, 1);
     let cidr: Ipv4Net = "10.8.3.0/24".parse().unwrap();
     assert!(cidr.contains(&address), "{address} outside {cidr}");
+    assert_eq!(lab.ping_from_office(3), 3);
+}
+
+#[test]
+fn compression_change_revokes_certificates() {
+    let mut lab = Lab::new("admcomp");
+    let output = modify_office(&lab, &["--compression", "on"]);
+    assert!(
+        output.contains("alice"),
+        "revoked certificate not named:\n{output}"
+    );
+    lab.office()
+        .expect_line(TOLD_TO_RECONNECT, Duration::from_secs(10));
+    // The old profile's certificate is refused when the client comes back.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(lab.office().log().matches(INITIALIZED).count(), 1);
+    // A new profile carries the compression setting and connects.
+    lab.connect_office("carol", &[]);
+    assert_eq!(lab.ping_from_office(3), 3);
+}
+
+#[test]
+fn two_factor_change_revokes_certificates_and_asks_for_passwords() {
+    let mut lab = Lab::new("adm2fa");
+    let ping = lab.start_background_ping();
+    let output = modify_office(&lab, &["--two-factor", "on"]);
+    assert!(
+        output.contains("alice"),
+        "revoked certificate not named:\n{output}"
+    );
+    lab.office()
+        .expect_line(TOLD_TO_RECONNECT, Duration::from_secs(10));
+    lab.assert_no_gap(ping);
+
+    let mut add = Command::new(env!("CARGO_BIN_EXE_sslvpn"))
+        .args([
+            "user",
+            "add",
+            "--config",
+            lab.config(),
+            "--server",
+            "office",
+            "--name",
+            "carol",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(b"carol's long password\n")
+        .unwrap();
+    let added = add.wait_with_output().unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let credentials = lab.gateway.bed.dir().join("carol.pass");
+    std::fs::write(&credentials, "carol\ncarol's long password\n").unwrap();
+    let address = lab.connect_office(
+        "carol",
+        &["--auth-user-pass", credentials.to_str().unwrap()],
+    );
+    assert!(address.octets()[..3] == [10, 8, 0], "{address}");
     assert_eq!(lab.ping_from_office(3), 3);
 }
