@@ -300,7 +300,10 @@ fn serve_fails_when_port_is_taken() {
         devices(&namespace).len() == 2
     });
 
-    let second = namespace.serve(&config, &second_log, &[]);
+    // A copy of the file, because a second daemon on the same file waits for its lock.
+    let copy = dir.path().join("second.toml");
+    std::fs::copy(&config, &copy).unwrap();
+    let second = namespace.serve(&copy, &second_log, &[]);
     let status = namespace.wait(second);
     let error = std::fs::read_to_string(&second_log).unwrap();
     assert_eq!(status.code(), Some(1), "{error}");
@@ -314,6 +317,13 @@ fn serve_fails_when_port_is_taken() {
         2,
         "the first gateway keeps its devices"
     );
+
+    let third_log = dir.path().join("third.log");
+    let third = namespace.serve(&config, &third_log, &[]);
+    let status = namespace.wait(third);
+    let error = std::fs::read_to_string(&third_log).unwrap();
+    assert_eq!(status.code(), Some(1), "{error}");
+    assert!(error.contains("another sslvpn holds the lock"), "{error}");
     namespace.signal(first, libc::SIGTERM);
     assert!(namespace.wait(first).success());
 }

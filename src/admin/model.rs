@@ -1,5 +1,6 @@
-//! What the admin API accepts and returns. The CLI builds a [`Request`]; the daemon answers it
-//! through the HTTP API, and the CLI answers it from the files when the daemon does not run.
+//! What the admin API accepts and returns. The CLI builds a [`Request`]. The daemon carries it
+//! out when it runs, reached through the HTTP API, and the CLI carries it out on the files
+//! when the daemon does not run.
 
 use serde::{Deserialize, Serialize};
 
@@ -102,7 +103,7 @@ pub enum ProfileFormat {
     Zip,
 }
 
-/// A successful answer.
+/// The reply to a successful request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reply {
@@ -153,7 +154,7 @@ pub struct ServerView {
     /// `local` or `http` when `two_factor` is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_backend: Option<String>,
-    /// Connected clients; present when the daemon answers.
+    /// Connected clients, present when the running daemon replies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sessions: Option<usize>,
 }
@@ -183,7 +184,7 @@ impl From<&SslServer> for ServerView {
     }
 }
 
-/// What a create, modify or delete did.
+/// The outcome of a create, modify or delete.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChangeReport {
     pub server: String,

@@ -52,7 +52,7 @@ pub struct FieldArgs {
     /// Fallback data-channel cipher, e.g. AES-256-CBC.
     #[arg(long, value_name = "CIPHER")]
     pub cipher: Option<String>,
-    /// LZ4 or LZO compression of the data channel.
+    /// Compression of the data channel, for clients with comp-lzo profiles.
     #[arg(long, value_enum)]
     pub compression: Option<Switch>,
     /// Ask clients for a username and password besides the certificate.

@@ -24,9 +24,9 @@ use super::error::ServeError;
 use super::server::{Control, Server, ServerMetrics};
 use super::tun;
 
-/// Requests waiting for a server task's answer.
+/// Control requests queued for one server task.
 const CONTROL_QUEUE: usize = 16;
-/// How long a server task gets to answer the gateway.
+/// Time a server task has to reply to a control request.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One running SSL server task.
@@ -142,9 +142,9 @@ impl RunningGateway {
         }
     }
 
-    /// Brings the running servers in line with `new`, with the semantics of a change: a
-    /// server whose sessions must drop is restarted (its listener moves with it), a change
-    /// of the cipher reaches new sessions only, and other servers are not touched.
+    /// Brings the running servers in line with `new`. A server whose sessions must end is
+    /// restarted, so its listener moves with it. A cipher change reaches new sessions only,
+    /// and servers without a change are not touched.
     async fn apply(&mut self, new: Config) -> Result<(), ApiError> {
         let old = std::mem::replace(&mut self.config, new.clone());
         let gateway_changed = old.gateway != new.gateway;
@@ -185,6 +185,8 @@ impl RunningGateway {
             if restart && let Err(error) = self.stop_server(&server.name).await {
                 warn!(server = %server.name, %error, "SSL server failed while stopping");
             }
+            // NOTE: a server that fails to start here stays stopped until the next change of
+            // its settings; the listener was checked before, so only a TUN failure gets here.
             if let Err(error) = self.start_server(server).await {
                 error!(server = %server.name, %error, "SSL server could not start");
                 failed.push(error.to_string());

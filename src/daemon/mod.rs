@@ -26,6 +26,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
+use crate::admin::ErrorKind;
 use crate::admin::files::ConfigLock;
 use crate::admin::http::{ApiServer, Call};
 use crate::config::Config;
@@ -63,8 +64,8 @@ async fn run(config_path: &Path, config: &Config) -> Result<(), ServeError> {
         signal: "SIGHUP",
         error,
     })?;
-    // logrotate and OpenVPN habits send SIGUSR1/2; their default action would kill the
-    // daemon without telling any client.
+    // Admins used to OpenVPN and logrotate send SIGUSR1 and SIGUSR2. Their default action
+    // would kill the daemon without telling any client.
     let mut user1 = signal(SignalKind::user_defined1()).map_err(|error| ServeError::Signal {
         signal: "SIGUSR1",
         error,
@@ -81,9 +82,11 @@ async fn run(config_path: &Path, config: &Config) -> Result<(), ServeError> {
              /etc/sysctl.conf to keep it after a reboot"
         );
     }
-    let lock = match ConfigLock::try_acquire(config_path) {
-        Ok(Some(lock)) => lock,
-        Ok(None) => {
+    // A CLI command that edits the files without a daemon holds the lock for a moment, so
+    // this waits for it; another daemon holds it for good.
+    let lock = match tokio::task::block_in_place(|| ConfigLock::acquire(config_path)) {
+        Ok(lock) => lock,
+        Err(error) if error.status == ErrorKind::Conflict => {
             return Err(ServeError::Locked {
                 path: config_path.to_owned(),
             });
