@@ -425,13 +425,19 @@ fn sighup_applies_the_edited_file() {
         "new route missing:\n{table}"
     );
     // An invalid file leaves the running configuration in place.
-    std::fs::write(&path, "[gateway]\npublic_address = 5\n").unwrap();
+    let valid = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{valid}\nbogus_key = 1\n")).unwrap();
     let status = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
     assert!(status.success());
     lab.gateway
         .daemon()
         .expect_line("running configuration stays", Duration::from_secs(10));
     assert_eq!(lab.ping_from_office(3), 3);
+    // The CLI still reaches the daemon through the socket that the broken file names.
+    let listed = run_sslvpn(&["session", "list", "--config", lab.config()]);
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.status.success(), "{listed:?}");
+    assert!(stdout.contains("alice"), "{stdout}");
     lab.assert_no_gap(ping);
 }
 

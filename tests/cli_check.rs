@@ -63,3 +63,43 @@ fn check_reports_missing_file() {
         "{stderr}"
     );
 }
+
+#[test]
+fn check_rejects_a_readable_admin_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sslvpn.toml");
+    std::fs::write(
+        &path,
+        r#"
+[gateway]
+public_address = "vpn.example.com"
+admin_address = "127.0.0.1:9180"
+admin_token_file = "admin.token"
+[[ssl_server]]
+name = "office"
+local_networks = ["192.168.77.0/24"]
+client_cidr = "10.8.0.0/24"
+"#,
+    )
+    .unwrap();
+    let token = dir.path().join("admin.token");
+    std::fs::write(&token, format!("{}\n", "t".repeat(40))).unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = sslvpn()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let output = sslvpn()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+}

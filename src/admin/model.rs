@@ -157,6 +157,10 @@ pub struct ServerView {
     /// Connected clients, present when the running daemon replies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sessions: Option<usize>,
+    /// Whether the server's task runs, present when the daemon replies. A server whose
+    /// start failed after a change is in the config file but does not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<bool>,
 }
 
 impl From<&SslServer> for ServerView {
@@ -180,6 +184,7 @@ impl From<&SslServer> for ServerView {
                 _ => None,
             },
             sessions: None,
+            running: None,
         }
     }
 }

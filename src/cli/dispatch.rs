@@ -18,9 +18,22 @@ pub struct Dispatcher {
 
 impl Dispatcher {
     /// Loads the config to find `gateway.admin_socket` and connects to the daemon there.
+    /// When the file is invalid, a daemon that still runs with the previous version is used
+    /// if one listens on the socket the file names.
     pub fn open(config_path: &Path) -> anyhow::Result<Self> {
-        let config = load_config(config_path)?;
-        Self::connect(config_path, &config)
+        let error = match load_config(config_path) {
+            Ok(config) => return Self::connect(config_path, &config),
+            Err(error) => error,
+        };
+        let client =
+            admin_socket_of(config_path).and_then(|socket| Client::connect(&socket).ok().flatten());
+        match client {
+            Some(client) => Ok(Self {
+                config_path: config_path.to_owned(),
+                client: Some(client),
+            }),
+            None => Err(error),
+        }
     }
 
     /// Connects to the daemon at `config`'s admin socket; `config` was loaded from
@@ -47,6 +60,23 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// Reads `[gateway] admin_socket` from a config file that may break other rules, resolved
+/// as [`Config::load`] resolves it.
+fn admin_socket_of(config_path: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(config_path).ok()?;
+    let table: toml::Table = text.parse().ok()?;
+    let socket = match table
+        .get("gateway")
+        .and_then(|gateway| gateway.get("admin_socket"))
+    {
+        Some(toml::Value::String(path)) => PathBuf::from(path),
+        Some(_) => return None,
+        None => PathBuf::from(sslvpn::config::DEFAULT_ADMIN_SOCKET),
+    };
+    let folder = config_path.parent().unwrap_or(Path::new("."));
+    Some(folder.join(socket))
 }
 
 /// Converts an API error into one whose message lists the broken config rules too.

@@ -109,6 +109,10 @@ pub fn load_config(path: &Path) -> anyhow::Result<Config> {
 
 fn check(path: &Path) -> anyhow::Result<ExitCode> {
     let config = load_config(path)?;
+    if let Some(token_file) = &config.gateway.admin_token_file {
+        sslvpn::admin::http::check_token_file(token_file)
+            .context("[gateway] admin_token_file is not usable")?;
+    }
     for server in &config.ssl_servers {
         println!("{}", server.summary());
     }

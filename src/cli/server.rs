@@ -175,10 +175,11 @@ fn summary(server: &ServerView) -> String {
         .as_ref()
         .map(|backend| format!(" (backend {backend})"))
         .unwrap_or_default();
-    let sessions = server
-        .sessions
-        .map(|count| format!(", {count} session(s)"))
-        .unwrap_or_default();
+    let sessions = match (server.running, server.sessions) {
+        (Some(false), _) => ", not running (see the daemon's log)".to_owned(),
+        (_, Some(count)) => format!(", {count} session(s)"),
+        (_, None) => String::new(),
+    };
     format!(
         "{}: {}/{}, client_cidr {}, local_networks {}, cipher {}, topology {}, compression {}, \
          two_factor {}{backend}{sessions}",

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, bail};
 use clap::{Args, Subcommand};
-use sslvpn::admin::files::{Files, check_password_length};
+use sslvpn::admin::files::{Files, check_new_password};
 use sslvpn::admin::{Reply, Request};
 use sslvpn::auth::users;
 use zeroize::Zeroizing;
@@ -178,7 +178,7 @@ fn read_password(args: &PasswordArgs) -> anyhow::Result<Zeroizing<String>> {
     } else {
         read_terminal_password(&args.user.name)?
     };
-    check_password_length(&password).map_err(api_error)?;
+    check_new_password(&password).map_err(api_error)?;
     Ok(password)
 }
 
@@ -232,10 +232,12 @@ mod tests {
 
     #[test]
     fn password_length_bounds() {
-        assert!(check_password_length("12345678").is_ok());
-        assert!(check_password_length(&"x".repeat(127)).is_ok());
-        assert!(check_password_length("1234567").is_err());
-        assert!(check_password_length("").is_err());
-        assert!(check_password_length(&"x".repeat(128)).is_err());
+        assert!(check_new_password("12345678").is_ok());
+        assert!(check_new_password(&"x".repeat(127)).is_ok());
+        assert!(check_new_password("1234567").is_err());
+        assert!(check_new_password("").is_err());
+        assert!(check_new_password(&"x".repeat(128)).is_err());
+        let token_shaped = format!("sslvpn-session-{}", "A".repeat(43));
+        assert!(check_new_password(&token_shaped).is_err());
     }
 }

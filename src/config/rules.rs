@@ -58,6 +58,7 @@ pub(super) fn check(draft: &Draft, violations: &mut Vec<Violation>, warnings: &m
     }
     check_unique_names(draft, violations);
     check_client_cidrs_disjoint(draft, violations);
+    check_client_cidrs_clear_of_gateway(draft, violations);
     check_listeners_unique(draft, violations);
 }
 
@@ -312,6 +313,44 @@ fn check_client_cidrs_disjoint(draft: &Draft, violations: &mut Vec<Violation>) {
                     ),
                 ));
             }
+        }
+    }
+}
+
+/// Rejects a pool that contains an address clients reach the gateway at: the route into the
+/// tunnel would take their own packets to the gateway.
+fn check_client_cidrs_clear_of_gateway(draft: &Draft, violations: &mut Vec<Violation>) {
+    let public = draft
+        .gateway
+        .public_address
+        .as_deref()
+        .and_then(|address| address.parse::<Ipv4Addr>().ok())
+        .map(|address| ("public_address", address));
+    let listen = match draft.gateway.listen_address {
+        Some(std::net::IpAddr::V4(address)) if !address.is_unspecified() => {
+            Some(("listen_address", address))
+        }
+        _ => None,
+    };
+    for server in &draft.servers {
+        let Some((_, cidr)) = &server.client_cidr else {
+            continue;
+        };
+        let clash = [public, listen]
+            .into_iter()
+            .flatten()
+            .find(|(_, address)| cidr.contains(address));
+        if let Some((field, address)) = clash {
+            violations.push(violation(
+                &server.place,
+                "client_cidr",
+                format!("\"{cidr}\""),
+                format!(
+                    "contains the gateway's {field} {address}, so clients' packets to the \
+                     gateway would be routed into the tunnel; choose a pool without it, e.g. \
+                     \"10.8.0.0/24\""
+                ),
+            ));
         }
     }
 }

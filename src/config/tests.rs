@@ -450,3 +450,21 @@ fn client_cidr_forbidden_ranges() {
         assert_one_violation(&text, "client_cidr", what);
     }
 }
+
+#[test]
+fn client_cidr_must_not_contain_public_address() {
+    let text = format!(
+        "[gateway]\npublic_address = \"10.8.0.200\"\n{}",
+        SERVER.trim_start()
+    );
+    assert_one_violation(&text, "client_cidr", "public_address 10.8.0.200");
+}
+
+#[test]
+fn client_cidr_must_not_contain_listen_address() {
+    let text = format!(
+        "[gateway]\npublic_address = \"vpn.example.com\"\nlisten_address = \"10.8.0.9\"\n{}",
+        SERVER.trim_start()
+    );
+    assert_one_violation(&text, "client_cidr", "listen_address 10.8.0.9");
+}

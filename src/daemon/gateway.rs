@@ -274,10 +274,12 @@ impl RunningGateway {
             }),
             Request::CreateServer { server, fields } => {
                 let device = tun::device_name(server);
+                // A taken name is reported by the files' own check.
                 if let Some(other) = self
                     .config
                     .ssl_servers
                     .iter()
+                    .filter(|other| other.name != *server)
                     .find(|other| tun::device_name(&other.name) == device)
                 {
                     return Err(ApiError::new(
@@ -358,6 +360,7 @@ impl RunningGateway {
     }
 
     async fn count_sessions(&self, view: &mut ServerView) {
+        view.running = Some(self.servers.contains_key(&view.name));
         if let Some(handle) = self.servers.get(&view.name) {
             let (reply, answer) = oneshot::channel();
             if let Some(metrics) = ask(handle, Control::Metrics(reply), answer).await {

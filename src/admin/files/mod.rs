@@ -20,7 +20,7 @@ use crate::pki::PkiError;
 
 pub use diff::{ServerDiff, apply_pki_effects, diff};
 pub use lock::{ConfigLock, LOCK_WAIT, lock_path};
-pub use users::{MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, check_password_length};
+pub use users::{MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, check_new_password};
 
 /// The files of one gateway, named by its config file.
 #[derive(Clone, Debug)]

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use crate::admin::model::{ApiError, ErrorKind, Reply};
 use crate::auth::password::hash_password;
+use crate::auth::token::looks_like_token;
 use crate::auth::users::{self, UserFile, UsersError};
 use crate::config::{AuthBackend, AuthSettings};
 
@@ -14,14 +15,21 @@ pub const MIN_PASSWORD_LENGTH: usize = 8;
 /// Maximum password length, in bytes: OpenVPN clients send at most 127.
 pub const MAX_PASSWORD_LENGTH: usize = 127;
 
-/// Checks a new password's length: 8 to 127 bytes.
-pub fn check_password_length(password: &str) -> Result<(), ApiError> {
+/// Checks a new password: 8 to 127 bytes, and not of the session token's shape, which
+/// every login would take for an expired token.
+pub fn check_new_password(password: &str) -> Result<(), ApiError> {
     let length = password.len();
     if !(MIN_PASSWORD_LENGTH..=MAX_PASSWORD_LENGTH).contains(&length) {
         return Err(ApiError::invalid(format!(
             "the password is {length} bytes long; use {MIN_PASSWORD_LENGTH} to \
              {MAX_PASSWORD_LENGTH} bytes"
         )));
+    }
+    if looks_like_token(password.as_bytes()) {
+        return Err(ApiError::invalid(
+            "the password has the shape of a session token (sslvpn-session- and 43 base64url \
+             characters), which logins reject; choose another password",
+        ));
     }
     Ok(())
 }
@@ -120,7 +128,7 @@ pub(super) fn unknown_user(server: &str, name: &str) -> ApiError {
 }
 
 fn hash(password: &str) -> Result<String, ApiError> {
-    check_password_length(password)?;
+    check_new_password(password)?;
     hash_password(password.as_bytes())
         .map_err(|error| ApiError::internal(format!("hashing the password failed: {error}")))
 }

@@ -175,3 +175,9 @@ impl ApiServer {
         tracing::info!("admin API stopped");
     }
 }
+
+/// Checks the token file of `admin_address` as the daemon will read it at start, so that
+/// `sslvpn check` reports a short or readable token before `serve` fails on it.
+pub fn check_token_file(path: &std::path::Path) -> Result<(), ApiStartError> {
+    listen::read_token(path).map(drop)
+}
