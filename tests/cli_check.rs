@@ -6,6 +6,14 @@ fn sslvpn() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sslvpn"))
 }
 
+fn check(path: &std::path::Path) -> std::process::Output {
+    sslvpn()
+        .args(["check", "--config"])
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn check_accepts_shipped_example() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/sslvpn.toml");
@@ -86,20 +94,12 @@ client_cidr = "10.8.0.0/24"
     let token = dir.path().join("admin.token");
     std::fs::write(&token, format!("{}\n", "t".repeat(40))).unwrap();
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let output = sslvpn()
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = check(&path);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     assert!(stderr.contains("chmod 600"), "{stderr}");
 
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let output = sslvpn()
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let output = check(&path);
     assert!(output.status.success(), "{output:?}");
 }
