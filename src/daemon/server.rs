@@ -370,7 +370,7 @@ impl Server {
                     // Errors such as EMFILE repeat at once; pausing keeps the loop from spinning.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                Wake::Connection(FromConnection::Packet { conn, mut packet }) => {
+                Wake::Connection(FromConnection::Packets { conn, mut frames }) => {
                     // Packets of a connection this task already closed are ignored.
                     if let Some(remote) = io.connections.get(&conn).map(|c| c.remote) {
                         let link = Link {
@@ -378,8 +378,12 @@ impl Server {
                             remote,
                             local: None,
                         };
-                        self.sessions
-                            .receive_stream(&mut io, link, &mut packet, now);
+                        frames.for_each(|packet| {
+                            // A packet may have closed the connection for the ones after it.
+                            if io.connections.contains_key(&conn) {
+                                self.sessions.receive_stream(&mut io, link, packet, now);
+                            }
+                        });
                     }
                 }
                 Wake::Connection(FromConnection::Closed { conn }) => {
