@@ -70,6 +70,51 @@ struct UdpListener {
 const UDP_RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
 /// Datagrams handled per wake before the task looks at its other inputs again.
 const UDP_BATCH: usize = 64;
+/// Datagrams one `recvmmsg` call may return: quinn-udp's limit (32 on Linux).
+const RECEIVE_SLOTS: usize = quinn_udp::BATCH_SIZE;
+/// Packets read from the TUN device per wake before the task looks at its other inputs again.
+const TUN_BATCH: usize = 64;
+
+/// Buffers for one `recvmmsg` call, allocated once per server: a slot of [`MAX_DATAGRAM`]
+/// bytes per datagram, so each slot fits any datagram or any GRO batch of the kernel.
+struct ReceiveBatch {
+    buffer: Vec<u8>,
+    meta: [quinn_udp::RecvMeta; RECEIVE_SLOTS],
+}
+
+impl ReceiveBatch {
+    fn new() -> Self {
+        Self {
+            buffer: vec![0u8; RECEIVE_SLOTS * MAX_DATAGRAM],
+            meta: [quinn_udp::RecvMeta::default(); RECEIVE_SLOTS],
+        }
+    }
+
+    /// Receives up to [`RECEIVE_SLOTS`] queued datagrams with one system call.
+    fn receive_from(&mut self, listener: &UdpListener) -> io::Result<usize> {
+        let mut slots = self.buffer.chunks_mut(MAX_DATAGRAM);
+        let mut slices: [io::IoSliceMut<'_>; RECEIVE_SLOTS] =
+            std::array::from_fn(|_| io::IoSliceMut::new(slots.next().unwrap_or_default()));
+        listener
+            .state
+            .recv((&listener.socket).into(), &mut slices, &mut self.meta)
+    }
+
+    /// Returns the first `count` received datagrams with their metadata.
+    fn datagrams(
+        &mut self,
+        count: usize,
+    ) -> impl Iterator<Item = (&quinn_udp::RecvMeta, &mut [u8])> {
+        self.meta
+            .iter()
+            .zip(self.buffer.chunks_mut(MAX_DATAGRAM))
+            .take(count)
+            .map(|(meta, slot)| {
+                let len = meta.len.min(slot.len());
+                (meta, &mut slot[..len])
+            })
+    }
+}
 
 impl UdpListener {
     fn new(socket: UdpSocket) -> io::Result<Self> {
@@ -79,29 +124,24 @@ impl UdpListener {
         Ok(Self { socket, state })
     }
 
-    /// Receives a datagram that is already queued, without waiting.
-    fn try_receive(&self, buffer: &mut [u8]) -> Option<quinn_udp::RecvMeta> {
-        let mut meta = [quinn_udp::RecvMeta::default()];
-        let received = self.socket.try_io(tokio::io::Interest::READABLE, || {
-            let mut slices = [io::IoSliceMut::new(buffer)];
-            self.state
-                .recv((&self.socket).into(), &mut slices, &mut meta)
-        });
-        received.ok().map(|_| meta[0])
+    /// Receives the datagrams that are already queued, without waiting, and returns how many
+    /// slots of `batch` they fill; None when none are queued or the receive failed.
+    fn try_receive(&self, batch: &mut ReceiveBatch) -> Option<usize> {
+        self.socket
+            .try_io(tokio::io::Interest::READABLE, || batch.receive_from(self))
+            .ok()
     }
 
-    /// Receives one datagram, or several of the same size coalesced by GRO.
-    async fn receive(&self, buffer: &mut [u8]) -> io::Result<quinn_udp::RecvMeta> {
-        let mut meta = [quinn_udp::RecvMeta::default()];
+    /// Waits for datagrams and receives as many as are queued, up to one per slot of `batch`.
+    /// A slot may hold several datagrams of the same size coalesced by GRO.
+    async fn receive(&self, batch: &mut ReceiveBatch) -> io::Result<usize> {
         loop {
             self.socket.readable().await?;
-            let received = self.socket.try_io(tokio::io::Interest::READABLE, || {
-                let mut slices = [io::IoSliceMut::new(buffer)];
-                self.state
-                    .recv((&self.socket).into(), &mut slices, &mut meta)
-            });
+            let received = self
+                .socket
+                .try_io(tokio::io::Interest::READABLE, || batch.receive_from(self));
             match received {
-                Ok(_) => return Ok(meta[0]),
+                Ok(count) => return Ok(count),
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(error) => return Err(error),
             }
@@ -169,7 +209,8 @@ pub(crate) struct Server {
 enum Wake {
     Stop,
     Tun(io::Result<usize>),
-    Datagram(io::Result<quinn_udp::RecvMeta>),
+    /// The number of slots of the receive batch that contain datagrams.
+    Datagram(io::Result<usize>),
     Accepted(io::Result<(TcpStream, SocketAddr)>),
     Connection(FromConnection),
     Timer,
@@ -275,7 +316,7 @@ impl Server {
         let mut connections: HashMap<ConnId, Connection> = HashMap::new();
         let mut tasks = JoinSet::new();
         let mut tun_buffer = vec![0u8; MAX_DATAGRAM];
-        let mut udp_buffer = vec![0u8; MAX_DATAGRAM];
+        let mut udp_batch = ReceiveBatch::new();
         let mut crl_poll = tokio::time::interval(CRL_POLL_INTERVAL);
         crl_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failures = Failures::default();
@@ -287,7 +328,7 @@ impl Server {
             let wake = tokio::select! {
                 _ = stop.changed() => Wake::Stop,
                 read = self.device.recv(&mut tun_buffer) => Wake::Tun(read),
-                received = receive(&self.listener, &mut udp_buffer) => Wake::Datagram(received),
+                received = receive(&self.listener, &mut udp_batch) => Wake::Datagram(received),
                 accepted = accept(&self.listener) => Wake::Accepted(accepted),
                 Some(message) = packets_rx.recv() => Wake::Connection(message),
                 () = sleep_until(deadline) => Wake::Timer,
@@ -315,7 +356,16 @@ impl Server {
                 Wake::Stop => break Ok(()),
                 Wake::Tun(Ok(len)) => {
                     self.sessions
-                        .route_from_tun(&mut io, &tun_buffer[..len], now)
+                        .route_from_tun(&mut io, &tun_buffer[..len], now);
+                    // Packets already queued are read without waiting. An error other than
+                    // an empty queue returns on the next wake, which reports it.
+                    for _ in 1..TUN_BATCH {
+                        let Ok(len) = self.device.try_recv(&mut tun_buffer) else {
+                            break;
+                        };
+                        self.sessions
+                            .route_from_tun(&mut io, &tun_buffer[..len], now);
+                    }
                 }
                 Wake::Tun(Err(error)) => {
                     break Err(ServeError::Device {
@@ -325,24 +375,33 @@ impl Server {
                     });
                 }
                 Wake::Datagram(Ok(first)) => {
-                    let mut next = Some(first);
+                    let mut count = first;
                     let mut handled = 0;
-                    while let Some(meta) = next {
-                        let stride = meta.stride.max(1);
-                        for packet in udp_buffer[..meta.len].chunks_mut(stride) {
-                            self.sessions.receive_datagram(
-                                &mut io,
-                                meta.addr,
-                                meta.dst_ip,
-                                packet,
-                                now,
-                            );
+                    loop {
+                        for (meta, datagram) in udp_batch.datagrams(count) {
+                            let stride = meta.stride.max(1);
+                            for packet in datagram.chunks_mut(stride) {
+                                self.sessions.receive_datagram(
+                                    &mut io,
+                                    meta.addr,
+                                    meta.dst_ip,
+                                    packet,
+                                    now,
+                                );
+                            }
                         }
-                        handled += 1;
-                        next = match (&self.listener, handled < UDP_BATCH) {
-                            (Listener::Udp(socket), true) => socket.try_receive(&mut udp_buffer),
-                            _ => None,
+                        handled += count;
+                        // A batch with free slots emptied the kernel's queue.
+                        if count < RECEIVE_SLOTS || handled >= UDP_BATCH {
+                            break;
+                        }
+                        let Listener::Udp(socket) = &self.listener else {
+                            break;
                         };
+                        match socket.try_receive(&mut udp_batch) {
+                            Some(more) => count = more,
+                            None => break,
+                        }
                     }
                 }
                 Wake::Datagram(Err(error)) => io.failures.note("UDP receive", &error),
@@ -637,9 +696,9 @@ fn set_int_option(
     }
 }
 
-async fn receive(listener: &Listener, buffer: &mut [u8]) -> io::Result<quinn_udp::RecvMeta> {
+async fn receive(listener: &Listener, batch: &mut ReceiveBatch) -> io::Result<usize> {
     match listener {
-        Listener::Udp(socket) => socket.receive(buffer).await,
+        Listener::Udp(socket) => socket.receive(batch).await,
         Listener::Tcp(_) => std::future::pending().await,
     }
 }
