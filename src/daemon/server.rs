@@ -27,6 +27,7 @@ use super::identity::{self, UsersWatch};
 use super::sessions::{CheckResult, ConnId, Io, Link, MAX_HANDSHAKING, Sessions, Traffic};
 use super::tcp::{self, Connection, FromConnection};
 use super::tun;
+use super::udp::{MAX_DATAGRAM, RECEIVE_SLOTS, ReceiveBatch, SendBatch, UdpListener};
 
 /// Data-channel ciphers offered to clients that negotiate (OpenVPN 2.5 and later), best
 /// first; the configured fallback cipher follows them.
@@ -49,115 +50,15 @@ const EXTRA_TCP_CONNECTIONS: usize = 64;
 const MAX_TCP_CONNECTIONS_PER_SOURCE: usize = 16;
 /// Time connection tasks get at shutdown to write the packets queued for them.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
-/// Room for any IPv4 packet or UDP datagram.
-const MAX_DATAGRAM: usize = 65_536;
+/// Datagrams handled per wake before the task looks at its other inputs again.
+const UDP_BATCH: usize = 64;
+/// Packets read from the TUN device per wake before the task looks at its other inputs again.
+const TUN_BATCH: usize = 64;
 
 /// The socket clients connect to.
 enum Listener {
     Tcp(TcpListener),
     Udp(UdpListener),
-}
-
-/// A UDP socket with quinn-udp's state, which reports the destination address of each
-/// datagram (IP_PKTINFO) and sends from a chosen source address.
-struct UdpListener {
-    socket: UdpSocket,
-    state: quinn_udp::UdpSocketState,
-}
-
-/// Receive buffer of a UDP listener. A burst of junk must not fill the kernel's queue so far
-/// that clients' packets are dropped before the server reads them.
-const UDP_RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
-/// Datagrams handled per wake before the task looks at its other inputs again.
-const UDP_BATCH: usize = 64;
-/// Datagrams one `recvmmsg` call may return: quinn-udp's limit (32 on Linux).
-const RECEIVE_SLOTS: usize = quinn_udp::BATCH_SIZE;
-/// Packets read from the TUN device per wake before the task looks at its other inputs again.
-const TUN_BATCH: usize = 64;
-
-/// Buffers for one `recvmmsg` call, allocated once per server: a slot of [`MAX_DATAGRAM`]
-/// bytes per datagram, so each slot fits any datagram or any GRO batch of the kernel.
-struct ReceiveBatch {
-    buffer: Vec<u8>,
-    meta: [quinn_udp::RecvMeta; RECEIVE_SLOTS],
-}
-
-impl ReceiveBatch {
-    fn new() -> Self {
-        Self {
-            buffer: vec![0u8; RECEIVE_SLOTS * MAX_DATAGRAM],
-            meta: [quinn_udp::RecvMeta::default(); RECEIVE_SLOTS],
-        }
-    }
-
-    /// Receives up to [`RECEIVE_SLOTS`] queued datagrams with one system call.
-    fn receive_from(&mut self, listener: &UdpListener) -> io::Result<usize> {
-        let mut slots = self.buffer.chunks_mut(MAX_DATAGRAM);
-        let mut slices: [io::IoSliceMut<'_>; RECEIVE_SLOTS] =
-            std::array::from_fn(|_| io::IoSliceMut::new(slots.next().unwrap_or_default()));
-        listener
-            .state
-            .recv((&listener.socket).into(), &mut slices, &mut self.meta)
-    }
-
-    /// Returns the first `count` received datagrams with their metadata.
-    fn datagrams(
-        &mut self,
-        count: usize,
-    ) -> impl Iterator<Item = (&quinn_udp::RecvMeta, &mut [u8])> {
-        self.meta
-            .iter()
-            .zip(self.buffer.chunks_mut(MAX_DATAGRAM))
-            .take(count)
-            .map(|(meta, slot)| {
-                let len = meta.len.min(slot.len());
-                (meta, &mut slot[..len])
-            })
-    }
-}
-
-impl UdpListener {
-    fn new(socket: UdpSocket) -> io::Result<Self> {
-        let state = quinn_udp::UdpSocketState::new((&socket).into())?;
-        set_receive_buffer(&socket, UDP_RECEIVE_BUFFER);
-        allow_fragmentation(&socket)?;
-        Ok(Self { socket, state })
-    }
-
-    /// Receives the datagrams that are already queued, without waiting, and returns how many
-    /// slots of `batch` they fill; None when none are queued or the receive failed.
-    fn try_receive(&self, batch: &mut ReceiveBatch) -> Option<usize> {
-        self.socket
-            .try_io(tokio::io::Interest::READABLE, || batch.receive_from(self))
-            .ok()
-    }
-
-    /// Waits for datagrams and receives as many as are queued, up to one per slot of `batch`.
-    /// A slot may hold several datagrams of the same size coalesced by GRO.
-    async fn receive(&self, batch: &mut ReceiveBatch) -> io::Result<usize> {
-        loop {
-            self.socket.readable().await?;
-            let received = self
-                .socket
-                .try_io(tokio::io::Interest::READABLE, || batch.receive_from(self));
-            match received {
-                Ok(count) => return Ok(count),
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(error) => return Err(error),
-            }
-        }
-    }
-
-    fn send(&self, link: Link, packet: &[u8]) -> io::Result<()> {
-        let transmit = quinn_udp::Transmit {
-            destination: link.remote,
-            ecn: None,
-            contents: packet,
-            segment_size: None,
-            src_ip: link.local,
-        };
-        self.state.try_send((&self.socket).into(), &transmit)
-    }
 }
 
 /// A request from the gateway to a running SSL server's task.
@@ -317,6 +218,7 @@ impl Server {
         let mut tasks = JoinSet::new();
         let mut tun_buffer = vec![0u8; MAX_DATAGRAM];
         let mut udp_batch = ReceiveBatch::new();
+        let mut sends = SendBatch::default();
         let mut crl_poll = tokio::time::interval(CRL_POLL_INTERVAL);
         crl_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failures = Failures::default();
@@ -351,6 +253,7 @@ impl Server {
                 device: &self.device,
                 connections: &mut connections,
                 failures: &mut failures,
+                sends: &mut sends,
             };
             match wake {
                 Wake::Stop => break Ok(()),
@@ -406,11 +309,12 @@ impl Server {
                 }
                 Wake::Datagram(Err(error)) => io.failures.note("UDP receive", &error),
                 Wake::Accepted(Ok((stream, remote))) => {
-                    if connections.len() >= self.max_tcp_connections {
+                    if io.connections.len() >= self.max_tcp_connections {
                         debug!(%remote, "closed a TCP connection: too many open connections");
                         continue;
                     }
-                    let from_source = connections
+                    let from_source = io
+                        .connections
                         .values()
                         .filter(|connection| connection.remote.ip() == remote.ip())
                         .count();
@@ -422,7 +326,7 @@ impl Server {
                     let conn = self.sessions.new_conn_id();
                     let connection =
                         tcp::spawn(&mut tasks, stream, conn, remote, packets_tx.clone());
-                    connections.insert(conn, connection);
+                    io.connections.insert(conn, connection);
                 }
                 Wake::Accepted(Err(error)) => {
                     warn!(%error, "accepting a TCP connection failed");
@@ -477,6 +381,8 @@ impl Server {
                     self.config = config;
                 }
             }
+            // Sends the datagrams this wake queued.
+            drop(io);
             self.spawn_password_checks(&mut checks, &results_tx);
         };
         checks.abort_all();
@@ -486,6 +392,7 @@ impl Server {
             device: &self.device,
             connections: &mut connections,
             failures: &mut failures,
+            sends: &mut sends,
         };
         if self.sessions.len() > 0 {
             info!(
@@ -494,6 +401,7 @@ impl Server {
             );
         }
         self.sessions.shutdown(&mut io, Instant::now());
+        drop(io);
         connections.clear();
         drop(packets_rx);
         let flushed = tokio::time::timeout(SHUTDOWN_FLUSH, async {
@@ -639,63 +547,6 @@ async fn bind(server: &SslServer, address: SocketAddr) -> Result<Listener, Serve
     })
 }
 
-/// Lets the kernel fragment large datagrams, as OpenVPN does by default. quinn-udp sets the
-/// Don't Fragment bit for QUIC's path MTU probing, which would make every encrypted packet of
-/// a full-size tunnel packet fail with EMSGSIZE on a 1500-byte link.
-fn allow_fragmentation(socket: &UdpSocket) -> io::Result<()> {
-    let (level, option, value) = match socket.local_addr()? {
-        SocketAddr::V4(_) => (
-            libc::IPPROTO_IP,
-            libc::IP_MTU_DISCOVER,
-            libc::IP_PMTUDISC_DONT,
-        ),
-        SocketAddr::V6(_) => (
-            libc::IPPROTO_IPV6,
-            libc::IPV6_MTU_DISCOVER,
-            libc::IPV6_PMTUDISC_DONT,
-        ),
-    };
-    set_int_option(socket, level, option, value)
-}
-
-/// Raises a socket's receive buffer, past `net.core.rmem_max` when the process may
-/// (CAP_NET_ADMIN); a failure keeps the kernel's default, which still works.
-fn set_receive_buffer(socket: &UdpSocket, bytes: usize) {
-    let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    for option in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-        if set_int_option(socket, libc::SOL_SOCKET, option, size).is_ok() {
-            return;
-        }
-    }
-    debug!("could not raise the UDP receive buffer; keeping the default");
-}
-
-/// Sets an integer socket option.
-fn set_int_option(
-    socket: &UdpSocket,
-    level: libc::c_int,
-    option: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: setsockopt reads `value` for the length given; the descriptor belongs to a
-    // socket that outlives the call.
-    let result = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            level,
-            option,
-            std::ptr::from_ref(&value).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if result == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 async fn receive(listener: &Listener, batch: &mut ReceiveBatch) -> io::Result<usize> {
     match listener {
         Listener::Udp(socket) => socket.receive(batch).await,
@@ -733,22 +584,35 @@ impl Failures {
     }
 }
 
-/// The [`Io`] of a running SSL server. Writes never wait: a full socket buffer, TUN queue or
-/// connection queue drops the packet, as a congested link would.
+/// The [`Io`] of a running SSL server for one wake of its task. Writes never wait: a full
+/// socket buffer, TUN queue or connection queue drops the packet, as a congested link would.
+/// UDP datagrams wait in `sends` until the value is dropped.
 struct Outputs<'a> {
     listener: &'a Listener,
     device: &'a AsyncDevice,
     connections: &'a mut HashMap<ConnId, Connection>,
     failures: &'a mut Failures,
+    sends: &'a mut SendBatch,
+}
+
+impl Drop for Outputs<'_> {
+    fn drop(&mut self) {
+        if let Listener::Udp(socket) = self.listener {
+            let failures = &mut *self.failures;
+            self.sends
+                .flush(socket, &mut |error| failures.note("UDP send", error));
+        }
+    }
 }
 
 impl Io for Outputs<'_> {
     fn send(&mut self, link: Link, packet: &[u8]) {
         match self.listener {
             Listener::Udp(socket) => {
-                if let Err(error) = socket.send(link, packet) {
-                    self.failures.note("UDP send", &error);
-                }
+                let failures = &mut *self.failures;
+                self.sends.push(socket, link, packet, &mut |error| {
+                    failures.note("UDP send", error)
+                });
             }
             Listener::Tcp(_) => {
                 let queued = self
