@@ -19,6 +19,7 @@ mod sessions;
 mod tcp;
 mod timers;
 mod tun;
+mod udp;
 
 use std::path::Path;
 

@@ -27,6 +27,7 @@ use super::identity::{self, UsersWatch};
 use super::sessions::{CheckResult, ConnId, Io, Link, MAX_HANDSHAKING, Sessions, Traffic};
 use super::tcp::{self, Connection, FromConnection};
 use super::tun;
+use super::udp::{MAX_DATAGRAM, RECEIVE_SLOTS, ReceiveBatch, SendBatch, UdpListener};
 
 /// Data-channel ciphers offered to clients that negotiate (OpenVPN 2.5 and later), best
 /// first; the configured fallback cipher follows them.
@@ -49,75 +50,15 @@ const EXTRA_TCP_CONNECTIONS: usize = 64;
 const MAX_TCP_CONNECTIONS_PER_SOURCE: usize = 16;
 /// Time connection tasks get at shutdown to write the packets queued for them.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
-/// Room for any IPv4 packet or UDP datagram.
-const MAX_DATAGRAM: usize = 65_536;
+/// Datagrams handled per wake before the task looks at its other inputs again.
+const UDP_BATCH: usize = 64;
+/// Packets read from the TUN device per wake before the task looks at its other inputs again.
+const TUN_BATCH: usize = 64;
 
 /// The socket clients connect to.
 enum Listener {
     Tcp(TcpListener),
     Udp(UdpListener),
-}
-
-/// A UDP socket with quinn-udp's state, which reports the destination address of each
-/// datagram (IP_PKTINFO) and sends from a chosen source address.
-struct UdpListener {
-    socket: UdpSocket,
-    state: quinn_udp::UdpSocketState,
-}
-
-/// Receive buffer of a UDP listener. A burst of junk must not fill the kernel's queue so far
-/// that clients' packets are dropped before the server reads them.
-const UDP_RECEIVE_BUFFER: usize = 4 * 1024 * 1024;
-/// Datagrams handled per wake before the task looks at its other inputs again.
-const UDP_BATCH: usize = 64;
-
-impl UdpListener {
-    fn new(socket: UdpSocket) -> io::Result<Self> {
-        let state = quinn_udp::UdpSocketState::new((&socket).into())?;
-        set_receive_buffer(&socket, UDP_RECEIVE_BUFFER);
-        allow_fragmentation(&socket)?;
-        Ok(Self { socket, state })
-    }
-
-    /// Receives a datagram that is already queued, without waiting.
-    fn try_receive(&self, buffer: &mut [u8]) -> Option<quinn_udp::RecvMeta> {
-        let mut meta = [quinn_udp::RecvMeta::default()];
-        let received = self.socket.try_io(tokio::io::Interest::READABLE, || {
-            let mut slices = [io::IoSliceMut::new(buffer)];
-            self.state
-                .recv((&self.socket).into(), &mut slices, &mut meta)
-        });
-        received.ok().map(|_| meta[0])
-    }
-
-    /// Receives one datagram, or several of the same size coalesced by GRO.
-    async fn receive(&self, buffer: &mut [u8]) -> io::Result<quinn_udp::RecvMeta> {
-        let mut meta = [quinn_udp::RecvMeta::default()];
-        loop {
-            self.socket.readable().await?;
-            let received = self.socket.try_io(tokio::io::Interest::READABLE, || {
-                let mut slices = [io::IoSliceMut::new(buffer)];
-                self.state
-                    .recv((&self.socket).into(), &mut slices, &mut meta)
-            });
-            match received {
-                Ok(_) => return Ok(meta[0]),
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(error) => return Err(error),
-            }
-        }
-    }
-
-    fn send(&self, link: Link, packet: &[u8]) -> io::Result<()> {
-        let transmit = quinn_udp::Transmit {
-            destination: link.remote,
-            ecn: None,
-            contents: packet,
-            segment_size: None,
-            src_ip: link.local,
-        };
-        self.state.try_send((&self.socket).into(), &transmit)
-    }
 }
 
 /// A request from the gateway to a running SSL server's task.
@@ -169,7 +110,8 @@ pub(crate) struct Server {
 enum Wake {
     Stop,
     Tun(io::Result<usize>),
-    Datagram(io::Result<quinn_udp::RecvMeta>),
+    /// The number of slots of the receive batch that contain datagrams.
+    Datagram(io::Result<usize>),
     Accepted(io::Result<(TcpStream, SocketAddr)>),
     Connection(FromConnection),
     Timer,
@@ -275,7 +217,8 @@ impl Server {
         let mut connections: HashMap<ConnId, Connection> = HashMap::new();
         let mut tasks = JoinSet::new();
         let mut tun_buffer = vec![0u8; MAX_DATAGRAM];
-        let mut udp_buffer = vec![0u8; MAX_DATAGRAM];
+        let mut udp_batch = ReceiveBatch::new();
+        let mut sends = SendBatch::default();
         let mut crl_poll = tokio::time::interval(CRL_POLL_INTERVAL);
         crl_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failures = Failures::default();
@@ -287,7 +230,7 @@ impl Server {
             let wake = tokio::select! {
                 _ = stop.changed() => Wake::Stop,
                 read = self.device.recv(&mut tun_buffer) => Wake::Tun(read),
-                received = receive(&self.listener, &mut udp_buffer) => Wake::Datagram(received),
+                received = receive(&self.listener, &mut udp_batch) => Wake::Datagram(received),
                 accepted = accept(&self.listener) => Wake::Accepted(accepted),
                 Some(message) = packets_rx.recv() => Wake::Connection(message),
                 () = sleep_until(deadline) => Wake::Timer,
@@ -310,12 +253,22 @@ impl Server {
                 device: &self.device,
                 connections: &mut connections,
                 failures: &mut failures,
+                sends: &mut sends,
             };
             match wake {
                 Wake::Stop => break Ok(()),
                 Wake::Tun(Ok(len)) => {
                     self.sessions
-                        .route_from_tun(&mut io, &tun_buffer[..len], now)
+                        .route_from_tun(&mut io, &tun_buffer[..len], now);
+                    // Packets already queued are read without waiting. An error other than
+                    // an empty queue returns on the next wake, which reports it.
+                    for _ in 1..TUN_BATCH {
+                        let Ok(len) = self.device.try_recv(&mut tun_buffer) else {
+                            break;
+                        };
+                        self.sessions
+                            .route_from_tun(&mut io, &tun_buffer[..len], now);
+                    }
                 }
                 Wake::Tun(Err(error)) => {
                     break Err(ServeError::Device {
@@ -325,33 +278,43 @@ impl Server {
                     });
                 }
                 Wake::Datagram(Ok(first)) => {
-                    let mut next = Some(first);
+                    let mut count = first;
                     let mut handled = 0;
-                    while let Some(meta) = next {
-                        let stride = meta.stride.max(1);
-                        for packet in udp_buffer[..meta.len].chunks_mut(stride) {
-                            self.sessions.receive_datagram(
-                                &mut io,
-                                meta.addr,
-                                meta.dst_ip,
-                                packet,
-                                now,
-                            );
+                    loop {
+                        for (meta, datagram) in udp_batch.datagrams(count) {
+                            let stride = meta.stride.max(1);
+                            for packet in datagram.chunks_mut(stride) {
+                                self.sessions.receive_datagram(
+                                    &mut io,
+                                    meta.addr,
+                                    meta.dst_ip,
+                                    packet,
+                                    now,
+                                );
+                            }
                         }
-                        handled += 1;
-                        next = match (&self.listener, handled < UDP_BATCH) {
-                            (Listener::Udp(socket), true) => socket.try_receive(&mut udp_buffer),
-                            _ => None,
+                        handled += count;
+                        // A batch with free slots emptied the kernel's queue.
+                        if count < RECEIVE_SLOTS || handled >= UDP_BATCH {
+                            break;
+                        }
+                        let Listener::Udp(socket) = &self.listener else {
+                            break;
                         };
+                        match socket.try_receive(&mut udp_batch) {
+                            Some(more) => count = more,
+                            None => break,
+                        }
                     }
                 }
                 Wake::Datagram(Err(error)) => io.failures.note("UDP receive", &error),
                 Wake::Accepted(Ok((stream, remote))) => {
-                    if connections.len() >= self.max_tcp_connections {
+                    if io.connections.len() >= self.max_tcp_connections {
                         debug!(%remote, "closed a TCP connection: too many open connections");
                         continue;
                     }
-                    let from_source = connections
+                    let from_source = io
+                        .connections
                         .values()
                         .filter(|connection| connection.remote.ip() == remote.ip())
                         .count();
@@ -363,7 +326,7 @@ impl Server {
                     let conn = self.sessions.new_conn_id();
                     let connection =
                         tcp::spawn(&mut tasks, stream, conn, remote, packets_tx.clone());
-                    connections.insert(conn, connection);
+                    io.connections.insert(conn, connection);
                 }
                 Wake::Accepted(Err(error)) => {
                     warn!(%error, "accepting a TCP connection failed");
@@ -422,6 +385,8 @@ impl Server {
                     self.config = config;
                 }
             }
+            // Sends the datagrams this wake queued.
+            drop(io);
             self.spawn_password_checks(&mut checks, &results_tx);
         };
         checks.abort_all();
@@ -431,6 +396,7 @@ impl Server {
             device: &self.device,
             connections: &mut connections,
             failures: &mut failures,
+            sends: &mut sends,
         };
         if self.sessions.len() > 0 {
             info!(
@@ -439,6 +405,7 @@ impl Server {
             );
         }
         self.sessions.shutdown(&mut io, Instant::now());
+        drop(io);
         connections.clear();
         drop(packets_rx);
         let flushed = tokio::time::timeout(SHUTDOWN_FLUSH, async {
@@ -584,66 +551,9 @@ async fn bind(server: &SslServer, address: SocketAddr) -> Result<Listener, Serve
     })
 }
 
-/// Lets the kernel fragment large datagrams, as OpenVPN does by default. quinn-udp sets the
-/// Don't Fragment bit for QUIC's path MTU probing, which would make every encrypted packet of
-/// a full-size tunnel packet fail with EMSGSIZE on a 1500-byte link.
-fn allow_fragmentation(socket: &UdpSocket) -> io::Result<()> {
-    let (level, option, value) = match socket.local_addr()? {
-        SocketAddr::V4(_) => (
-            libc::IPPROTO_IP,
-            libc::IP_MTU_DISCOVER,
-            libc::IP_PMTUDISC_DONT,
-        ),
-        SocketAddr::V6(_) => (
-            libc::IPPROTO_IPV6,
-            libc::IPV6_MTU_DISCOVER,
-            libc::IPV6_PMTUDISC_DONT,
-        ),
-    };
-    set_int_option(socket, level, option, value)
-}
-
-/// Raises a socket's receive buffer, past `net.core.rmem_max` when the process may
-/// (CAP_NET_ADMIN); a failure keeps the kernel's default, which still works.
-fn set_receive_buffer(socket: &UdpSocket, bytes: usize) {
-    let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    for option in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
-        if set_int_option(socket, libc::SOL_SOCKET, option, size).is_ok() {
-            return;
-        }
-    }
-    debug!("could not raise the UDP receive buffer; keeping the default");
-}
-
-/// Sets an integer socket option.
-fn set_int_option(
-    socket: &UdpSocket,
-    level: libc::c_int,
-    option: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: setsockopt reads `value` for the length given; the descriptor belongs to a
-    // socket that outlives the call.
-    let result = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            level,
-            option,
-            std::ptr::from_ref(&value).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if result == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-async fn receive(listener: &Listener, buffer: &mut [u8]) -> io::Result<quinn_udp::RecvMeta> {
+async fn receive(listener: &Listener, batch: &mut ReceiveBatch) -> io::Result<usize> {
     match listener {
-        Listener::Udp(socket) => socket.receive(buffer).await,
+        Listener::Udp(socket) => socket.receive(batch).await,
         Listener::Tcp(_) => std::future::pending().await,
     }
 }
@@ -678,22 +588,35 @@ impl Failures {
     }
 }
 
-/// The [`Io`] of a running SSL server. Writes never wait: a full socket buffer, TUN queue or
-/// connection queue drops the packet, as a congested link would.
+/// The [`Io`] of a running SSL server for one wake of its task. Writes never wait: a full
+/// socket buffer, TUN queue or connection queue drops the packet, as a congested link would.
+/// UDP datagrams wait in `sends` until the value is dropped.
 struct Outputs<'a> {
     listener: &'a Listener,
     device: &'a AsyncDevice,
     connections: &'a mut HashMap<ConnId, Connection>,
     failures: &'a mut Failures,
+    sends: &'a mut SendBatch,
+}
+
+impl Drop for Outputs<'_> {
+    fn drop(&mut self) {
+        if let Listener::Udp(socket) = self.listener {
+            let failures = &mut *self.failures;
+            self.sends
+                .flush(socket, &mut |error| failures.note("UDP send", error));
+        }
+    }
 }
 
 impl Io for Outputs<'_> {
     fn send(&mut self, link: Link, packet: &[u8]) {
         match self.listener {
             Listener::Udp(socket) => {
-                if let Err(error) = socket.send(link, packet) {
-                    self.failures.note("UDP send", &error);
-                }
+                let failures = &mut *self.failures;
+                self.sends.push(socket, link, packet, &mut |error| {
+                    failures.note("UDP send", error)
+                });
             }
             Listener::Tcp(_) => {
                 let queued = self
