@@ -333,7 +333,7 @@ impl Server {
                     // Errors such as EMFILE repeat at once; pausing keeps the loop from spinning.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                Wake::Connection(FromConnection::Packets { conn, mut frames }) => {
+                Wake::Connection(FromConnection::Packet { conn, mut packet }) => {
                     // Packets of a connection this task already closed are ignored.
                     if let Some(remote) = io.connections.get(&conn).map(|c| c.remote) {
                         let link = Link {
@@ -341,12 +341,8 @@ impl Server {
                             remote,
                             local: None,
                         };
-                        frames.for_each(|packet| {
-                            // A packet may have closed the connection for the ones after it.
-                            if io.connections.contains_key(&conn) {
-                                self.sessions.receive_stream(&mut io, link, packet, now);
-                            }
-                        });
+                        self.sessions
+                            .receive_stream(&mut io, link, &mut packet, now);
                     }
                 }
                 Wake::Connection(FromConnection::Closed { conn }) => {

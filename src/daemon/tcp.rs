@@ -35,11 +35,14 @@ const MAX_WRITE_BATCH: usize = 64 * 1024;
 /// Messages from connection tasks to their SSL server's task.
 #[derive(Debug)]
 pub(crate) enum FromConnection {
-    /// Every packet that one read completed, so a burst costs one message, not one per
-    /// packet.
-    Packets { conn: ConnId, frames: Frames },
+    Packet {
+        conn: ConnId,
+        packet: Vec<u8>,
+    },
     /// The connection ended; no packet of it follows.
-    Closed { conn: ConnId },
+    Closed {
+        conn: ConnId,
+    },
 }
 
 /// The SSL server task's end of one connection. Dropping it closes the connection once the
@@ -174,56 +177,32 @@ impl ConnectionTask {
         }
     }
 
-    /// Passes every complete packet to the SSL server's task in one message. Returns whether
-    /// any was complete, or Err when the connection must close. Packets before a bad length
-    /// are still passed on.
+    /// Passes every complete packet to the SSL server's task. Returns whether any was
+    /// complete, or Err when the connection must close.
     async fn forward(&mut self, decoder: &mut FrameDecoder) -> Result<bool, ()> {
-        let max_len = if self.authenticated.load(Ordering::Relaxed) {
-            MAX_PACKET
-        } else {
-            MAX_UNAUTHENTICATED_PACKET
-        };
-        let (frames, result) = decoder.complete_frames(max_len);
-        let forwarded = !frames.is_empty();
-        if forwarded {
-            let message = FromConnection::Packets {
+        let mut forwarded = false;
+        loop {
+            let max_len = if self.authenticated.load(Ordering::Relaxed) {
+                MAX_PACKET
+            } else {
+                MAX_UNAUTHENTICATED_PACKET
+            };
+            let packet = match decoder.next_frame(max_len) {
+                Ok(Some(packet)) => packet,
+                Ok(None) => return Ok(forwarded),
+                Err(error) => {
+                    debug!(remote = %self.remote, %error, "closing TCP connection");
+                    return Err(());
+                }
+            };
+            forwarded = true;
+            let message = FromConnection::Packet {
                 conn: self.conn,
-                frames,
+                packet,
             };
             if self.packets.send(message).await.is_err() {
                 return Err(());
             }
-        }
-        match result {
-            Ok(()) => Ok(forwarded),
-            Err(error) => {
-                debug!(remote = %self.remote, %error, "closing TCP connection");
-                Err(())
-            }
-        }
-    }
-}
-
-/// Whole packets of a TCP stream, each still behind its length prefix, checked by
-/// [`FrameDecoder::complete_frames`].
-#[derive(Debug, Default)]
-pub(crate) struct Frames {
-    bytes: Vec<u8>,
-}
-
-impl Frames {
-    fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
-
-    /// Calls `handle` with each packet, which it may change in place.
-    pub(crate) fn for_each(&mut self, mut handle: impl FnMut(&mut [u8])) {
-        let mut rest = &mut self.bytes[..];
-        while let Some((prefix, tail)) = rest.split_first_chunk_mut::<2>() {
-            let len = usize::from(u16::from_be_bytes(*prefix)).min(tail.len());
-            let (packet, next) = tail.split_at_mut(len);
-            handle(packet);
-            rest = next;
         }
     }
 }
@@ -266,39 +245,8 @@ impl FrameDecoder {
 
     /// Returns the next complete packet, or None until more bytes arrive. A zero length or a
     /// length above `max_len` is an error after which the stream cannot be resynchronized.
-    #[cfg(test)]
     fn next_frame(&mut self, max_len: usize) -> Result<Option<Vec<u8>>, FrameError> {
-        let Some(len) = self.complete_len(self.consumed, max_len)? else {
-            return Ok(None);
-        };
-        let packet = self.buffer[self.consumed + 2..self.consumed + 2 + len].to_vec();
-        self.consumed += 2 + len;
-        Ok(Some(packet))
-    }
-
-    /// Takes every complete packet, with its length prefix, in one copy. On a bad length the
-    /// packets before it are returned with the error.
-    fn complete_frames(&mut self, max_len: usize) -> (Frames, Result<(), FrameError>) {
-        let start = self.consumed;
-        let mut end = start;
-        let result = loop {
-            match self.complete_len(end, max_len) {
-                Ok(Some(len)) => end += 2 + len,
-                Ok(None) => break Ok(()),
-                Err(error) => break Err(error),
-            }
-        };
-        self.consumed = end;
-        let frames = Frames {
-            bytes: self.buffer[start..end].to_vec(),
-        };
-        (frames, result)
-    }
-
-    /// Returns the length of the packet whose prefix starts at `offset`, once all of it is
-    /// buffered.
-    fn complete_len(&self, offset: usize, max_len: usize) -> Result<Option<usize>, FrameError> {
-        let pending = &self.buffer[offset..];
+        let pending = &self.buffer[self.consumed..];
         let Some(prefix) = pending.get(..2) else {
             return Ok(None);
         };
@@ -306,7 +254,12 @@ impl FrameDecoder {
         if len == 0 || len > max_len {
             return Err(FrameError::InvalidLength { len, max: max_len });
         }
-        Ok((pending.len() >= 2 + len).then_some(len))
+        let Some(packet) = pending.get(2..2 + len) else {
+            return Ok(None);
+        };
+        let packet = packet.to_vec();
+        self.consumed += 2 + len;
+        Ok(Some(packet))
     }
 
     #[cfg(test)]
@@ -420,33 +373,6 @@ mod tests {
     }
 
     #[test]
-    fn complete_frames_takes_whole_packets_in_one_copy() {
-        let mut stream = framed(&[b"abc", b"d"]);
-        stream.extend_from_slice(&[0, 4, b'e']);
-        let mut decoder = FrameDecoder::default();
-        decoder.extend(&stream);
-        let (mut frames, result) = decoder.complete_frames(MAX_PACKET);
-        assert_eq!(result, Ok(()));
-        let mut packets = Vec::new();
-        frames.for_each(|packet| packets.push(packet.to_vec()));
-        assert_eq!(packets, vec![b"abc".to_vec(), b"d".to_vec()]);
-        assert_eq!(decoder.buffered_len(), 3);
-    }
-
-    #[test]
-    fn complete_frames_returns_packets_before_a_bad_length() {
-        let mut stream = framed(&[b"ok"]);
-        stream.extend_from_slice(&[0, 0]);
-        let mut decoder = FrameDecoder::default();
-        decoder.extend(&stream);
-        let (mut frames, result) = decoder.complete_frames(MAX_PACKET);
-        assert!(result.is_err());
-        let mut packets = Vec::new();
-        frames.for_each(|packet| packets.push(packet.to_vec()));
-        assert_eq!(packets, vec![b"ok".to_vec()]);
-    }
-
-    #[test]
     fn frame_into_prefixes_length() {
         let mut out = Vec::new();
         frame_into(b"xyz", &mut out);
@@ -467,15 +393,13 @@ mod tests {
             .write_all(&framed(&[b"\x38first", b"second"]))
             .await
             .unwrap();
-        let mut received = Vec::new();
-        while received.len() < 2 {
-            let Some(FromConnection::Packets { conn, mut frames }) = packets_rx.recv().await else {
-                panic!("expected packets");
+        for expected in [&b"\x38first"[..], b"second"] {
+            let Some(FromConnection::Packet { conn, packet }) = packets_rx.recv().await else {
+                panic!("expected a packet");
             };
             assert_eq!(conn, 5);
-            frames.for_each(|packet| received.push(packet.to_vec()));
+            assert_eq!(packet, expected);
         }
-        assert_eq!(received, vec![b"\x38first".to_vec(), b"second".to_vec()]);
 
         assert!(connection.send(b"reply"));
         drop(connection);
