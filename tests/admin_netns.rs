@@ -34,6 +34,12 @@ struct Lab {
 
 impl Lab {
     fn new(tag: &str) -> Self {
+        Self::with_gateway_lines(tag, |_| String::new())
+    }
+
+    /// Builds the lab with the lines that `gateway_lines` returns for the bed's folder added
+    /// to `[gateway]`.
+    fn with_gateway_lines(tag: &str, gateway_lines: impl FnOnce(&Path) -> String) -> Self {
         require_root_and_tools();
         let config = BedConfig {
             client_pool: "10.8.0.0/16".parse().unwrap(),
@@ -52,7 +58,8 @@ impl Lab {
             client_cidr: "10.8.1.0/24",
             ..Server::default()
         };
-        let gateway = Gateway::on_bed(bed, &[office, branch]);
+        let lines = gateway_lines(bed.dir());
+        let gateway = Gateway::on_bed_with(bed, &[office, branch], &lines);
         let profile = gateway.profile("branch", "bob");
         let mut branch_client = gateway.bed.spawn(
             branch_ns,
@@ -587,4 +594,45 @@ fn two_factor_change_revokes_certificates_and_asks_for_passwords() {
     );
     assert!(address.octets()[..3] == [10, 8, 0], "{address}");
     assert_eq!(lab.ping_from_office(3), 3);
+}
+
+/// Sends `GET path` to the admin API on 127.0.0.1:`port` inside the gateway namespace, with
+/// `token` as the bearer token when given, and returns the status line and body.
+fn loopback_get(lab: &Lab, port: u16, path: &str, token: Option<&str>) -> String {
+    let script = "import sys, urllib.request, urllib.error\n\
+        request = urllib.request.Request(sys.argv[1])\n\
+        if len(sys.argv) > 2: request.add_header('Authorization', 'Bearer ' + sys.argv[2])\n\
+        try:\n    response = urllib.request.urlopen(request, timeout=10)\n\
+        except urllib.error.HTTPError as error:\n    response = error\n\
+        print(response.status)\nprint(response.read().decode())\n";
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let mut args = vec!["-c", script, url.as_str()];
+    args.extend(token);
+    let output = lab.gateway.bed.exec(Ns::Gateway, "python3", &args);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn loopback_api_needs_the_bearer_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let token = "a-test-token-of-at-least-32-characters";
+    let lab = Lab::with_gateway_lines("admtcp", |dir| {
+        let path = dir.join("admin.token");
+        std::fs::write(&path, format!("{token}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        "admin_address = \"127.0.0.1:9180\"\nadmin_token_file = \"admin.token\"\n".to_owned()
+    });
+    let refused = loopback_get(&lab, 9180, "/v1/sessions", None);
+    assert!(refused.starts_with("401"), "{refused}");
+    let wrong = loopback_get(&lab, 9180, "/v1/sessions", Some("not-the-token"));
+    assert!(wrong.starts_with("401"), "{wrong}");
+    let listed = loopback_get(&lab, 9180, "/v1/sessions", Some(token));
+    assert!(listed.starts_with("200"), "{listed}");
+    assert!(listed.contains("\"common_name\":\"alice\""), "{listed}");
+    assert!(listed.contains("\"common_name\":\"bob\""), "{listed}");
 }

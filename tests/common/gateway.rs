@@ -66,9 +66,14 @@ impl Gateway {
 
     /// Starts a gateway with `servers` on a bed the caller built.
     pub fn on_bed(bed: TestBed, servers: &[Server]) -> Self {
+        Self::on_bed_with(bed, servers, "")
+    }
+
+    /// Like [`Gateway::on_bed`], with `gateway_lines` added to the `[gateway]` table.
+    pub fn on_bed_with(bed: TestBed, servers: &[Server], gateway_lines: &str) -> Self {
         let mut text = format!(
             "[gateway]\npublic_address = \"{}\"\npki_dir = \"certs\"\nmax_connections = 10\n\
-             admin_socket = \"admin.sock\"\n",
+             admin_socket = \"admin.sock\"\n{gateway_lines}",
             bed.gateway_wan_address()
         );
         for server in servers {
