@@ -120,27 +120,48 @@ pub struct DirLock {
 }
 
 impl DirLock {
+    /// Waits until the lock is free, then takes it.
     pub fn acquire(path: &Path) -> Result<Self, PkiError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(SECRET_MODE)
-            .open(path)
-            .map_err(|source| PkiError::io("open lock file", path, source))?;
+        let file = open_lock_file(path)?;
         loop {
-            // SAFETY: flock takes a file descriptor and a flag and touches no memory of ours;
-            // the descriptor stays open because `file` outlives the call.
-            let result = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-            if result == 0 {
-                return Ok(Self { _file: file });
-            }
-            let error = io::Error::last_os_error();
-            if error.kind() != io::ErrorKind::Interrupted {
-                return Err(PkiError::io("lock", path, error));
+            match flock(&file, libc::LOCK_EX) {
+                Ok(()) => return Ok(Self { _file: file }),
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(PkiError::io("lock", path, error)),
             }
         }
+    }
+
+    /// Takes the lock without waiting; `Ok(None)` when another holder has it.
+    pub fn try_acquire(path: &Path) -> Result<Option<Self>, PkiError> {
+        let file = open_lock_file(path)?;
+        match flock(&file, libc::LOCK_EX | libc::LOCK_NB) {
+            Ok(()) => Ok(Some(Self { _file: file })),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(error) => Err(PkiError::io("lock", path, error)),
+        }
+    }
+}
+
+/// Opens or creates a lock file, readable by its owner only.
+fn open_lock_file(path: &Path) -> Result<File, PkiError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(SECRET_MODE)
+        .open(path)
+        .map_err(|source| PkiError::io("open lock file", path, source))
+}
+
+fn flock(file: &File, operation: libc::c_int) -> io::Result<()> {
+    // SAFETY: flock takes a file descriptor and a flag and touches no memory of ours; the
+    // descriptor stays open because `file` outlives the call.
+    if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 

@@ -1,13 +1,10 @@
 //! The lock that makes one process at a time the writer of a gateway's files.
 
-use std::fs::{File, OpenOptions};
-use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::admin::model::{ApiError, ErrorKind};
+use crate::pki::DirLock;
 
 /// How long [`ConfigLock::acquire`] waits for another holder to let go.
 pub const LOCK_WAIT: Duration = Duration::from_secs(10);
@@ -22,7 +19,7 @@ const RETRY_INTERVAL: Duration = Duration::from_millis(50);
 /// exclude each other.
 #[derive(Debug)]
 pub struct ConfigLock {
-    _file: File,
+    _lock: DirLock,
     path: PathBuf,
 }
 
@@ -49,35 +46,12 @@ impl ConfigLock {
         }
     }
 
-    /// Never waits: returns `Ok(None)` when another holder has the lock.
+    /// Takes the lock without waiting; `Ok(None)` when another holder has it.
     pub fn try_acquire(config_path: &Path) -> Result<Option<Self>, ApiError> {
         let path = lock_path(config_path);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|error| {
-                ApiError::internal(format!(
-                    "opening lock file {} failed: {error}",
-                    path.display()
-                ))
-            })?;
-        // SAFETY: the descriptor belongs to `file`, which is open for the whole call.
-        let result = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if result == 0 {
-            return Ok(Some(Self { _file: file, path }));
-        }
-        let error = io::Error::last_os_error();
-        if error.kind() == io::ErrorKind::WouldBlock {
-            return Ok(None);
-        }
-        Err(ApiError::internal(format!(
-            "locking {} failed: {error}",
-            path.display()
-        )))
+        let lock = DirLock::try_acquire(&path)
+            .map_err(|error| ApiError::internal(format!("config lock: {error}")))?;
+        Ok(lock.map(|lock| Self { _lock: lock, path }))
     }
 
     /// Returns the lock file's path.
