@@ -219,6 +219,10 @@ impl RunningGateway {
             info!("SIGHUP: the config file is unchanged");
             return;
         }
+        if let Err(error) = check_device_names(&new) {
+            error!(%error, "SIGHUP: the running configuration stays");
+            return;
+        }
         let reports = match tokio::task::block_in_place(|| {
             files::apply_pki_effects(&self.config, &new)
         }) {
@@ -273,21 +277,14 @@ impl RunningGateway {
                 text: self.metrics().await,
             }),
             Request::CreateServer { server, fields } => {
-                let device = tun::device_name(server);
                 // A taken name is reported by the files' own check.
-                if let Some(other) = self
-                    .config
-                    .ssl_servers
-                    .iter()
-                    .filter(|other| other.name != *server)
-                    .find(|other| tun::device_name(&other.name) == device)
-                {
+                if let Some(other) = device_owner(&self.config.ssl_servers, server) {
                     return Err(ApiError::new(
                         ErrorKind::Conflict,
                         format!(
-                            "SSL server {server:?} would need TUN device {device}, which SSL \
-                             server {:?} has; choose a name that differs in its first \
-                             characters",
+                            "SSL server {server:?} would need TUN device {}, which SSL server \
+                             {:?} has; choose a name that differs in its first characters",
+                            tun::device_name(server),
                             other.name
                         ),
                     ));
@@ -545,18 +542,25 @@ fn escape_label(value: &str) -> String {
 
 /// Fails when two SSL servers would get the same TUN device name.
 pub(super) fn check_device_names(config: &Config) -> Result<(), ServeError> {
-    let mut owners: HashMap<String, &str> = HashMap::new();
-    for server in &config.ssl_servers {
-        let device = tun::device_name(&server.name);
-        if let Some(first) = owners.insert(device.clone(), &server.name) {
+    for (index, server) in config.ssl_servers.iter().enumerate() {
+        if let Some(first) = device_owner(&config.ssl_servers[..index], &server.name) {
             return Err(ServeError::DeviceNameClash {
-                first: first.to_owned(),
+                first: first.name.clone(),
                 second: server.name.clone(),
-                device,
+                device: tun::device_name(&server.name),
             });
         }
     }
     Ok(())
+}
+
+/// Returns the server of `servers`, other than one named `name`, whose TUN device would have
+/// the name that a server named `name` needs.
+fn device_owner<'a>(servers: &'a [SslServer], name: &str) -> Option<&'a SslServer> {
+    let device = tun::device_name(name);
+    servers
+        .iter()
+        .find(|server| server.name != name && tun::device_name(&server.name) == device)
 }
 
 #[cfg(test)]
@@ -597,6 +601,41 @@ mod tests {
             text.contains("sslvpn_packets_dropped_total{server=\"office\",reason=\"replay\"} 4\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn device_name_clash_is_found() {
+        // Long names share a device name when their first bytes and hash digits agree.
+        let mut seen = HashMap::new();
+        let (first, second) = (0..100_000)
+            .map(|number| format!("headquarters-{number}"))
+            .find_map(|name| {
+                let device = tun::device_name(&name);
+                seen.insert(device, name.clone()).map(|first| (first, name))
+            })
+            .expect("two names with one device name");
+        let server = |name: &str, third: u8| {
+            format!(
+                "[[ssl_server]]\nname = \"{name}\"\nlocal_networks = [\"192.168.77.0/24\"]\n\
+                 client_cidr = \"10.8.{third}.0/24\"\nport = {}\n",
+                1194 + u16::from(third)
+            )
+        };
+        let text = format!(
+            "[gateway]\npublic_address = \"vpn.example.com\"\n{}{}",
+            server(&first, 0),
+            server(&second, 1)
+        );
+        let config = Config::from_toml(&text).unwrap().config;
+
+        let owner = device_owner(&config.ssl_servers, &second).map(|server| &server.name);
+        assert_eq!(owner, Some(&first));
+        let error = check_device_names(&config).unwrap_err();
+        assert!(
+            matches!(error, ServeError::DeviceNameClash { .. }),
+            "{error}"
+        );
+        assert!(device_owner(&config.ssl_servers[..1], &first).is_none());
     }
 
     #[test]
