@@ -333,7 +333,7 @@ fn cipher_change_applies_to_new_sessions_only() {
 }
 
 #[test]
-fn deleting_a_server_drops_its_clients_device_and_ca() {
+fn server_delete_removes_clients_device_ca() {
     let mut lab = Lab::new("admdelete");
     let ping = lab.start_background_ping();
     let output = sslvpn(&[
@@ -366,7 +366,7 @@ fn deleting_a_server_drops_its_clients_device_and_ca() {
 }
 
 #[test]
-fn a_rejected_change_leaves_file_and_sessions_alone() {
+fn rejected_change_keeps_file_and_sessions() {
     let mut lab = Lab::new("admreject");
     let before = std::fs::read(lab.gateway.config_path()).unwrap();
     // Overlaps branch's client_cidr.
@@ -497,7 +497,7 @@ fn sessions_are_listed_killed_and_counted() {
 }
 
 #[test]
-fn a_server_created_at_runtime_accepts_clients() {
+fn created_server_accepts_clients() {
     let mut lab = Lab::new("admcreate");
     let local = lab.gateway.bed.config().local.to_string();
     sslvpn(&[

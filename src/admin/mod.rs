@@ -2,7 +2,7 @@
 //! the config file and the PKI they cause, the HTTP API and its client.
 //!
 //! The daemon is the only writer while it runs: the CLI sends it a [`Request`] over the
-//! API. When no daemon answers, the CLI carries the request out on the files itself, under
+//! API. When no daemon listens on the socket, the CLI carries the request out on the files itself, under
 //! the same lock and with the same rules.
 
 pub mod client;

@@ -1,4 +1,4 @@
-//! What the admin API accepts and returns. The CLI builds a [`Request`]. The daemon carries it
+//! The requests and replies of the admin API. The CLI builds a [`Request`]. The daemon carries it
 //! out when it runs, reached through the HTTP API, and the CLI carries it out on the files
 //! when the daemon does not run.
 
@@ -227,7 +227,7 @@ pub struct SessionView {
     pub id: u64,
     pub server: String,
     pub common_name: String,
-    /// The two-factor username, when the server asks for one.
+    /// The two-factor username, when the server requires one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     /// Address and port the client connects from.

@@ -186,7 +186,7 @@ impl RunningGateway {
                 warn!(server = %server.name, %error, "SSL server failed while stopping");
             }
             // NOTE: a server that fails to start here stays stopped until the next change of
-            // its settings; the listener was checked before, so only a TUN failure gets here.
+            // its settings. The listener was checked before, so only a TUN failure gets here.
             if let Err(error) = self.start_server(server).await {
                 error!(server = %server.name, %error, "SSL server could not start");
                 failed.push(error.to_string());
@@ -241,7 +241,7 @@ impl RunningGateway {
         info!("SIGHUP: configuration reloaded");
     }
 
-    /// Answers one admin request.
+    /// Carries out one admin request.
     pub(super) async fn handle(&mut self, request: Request) -> Result<Reply, ApiError> {
         match &request {
             Request::ListSessions { server } => {
@@ -367,7 +367,7 @@ impl RunningGateway {
     }
 
     /// Refuses a create or modify whose new listener cannot bind, before any file changes.
-    /// `current` holds the protocol and port the server listens on now, if it exists.
+    /// `current` contains the protocol and port the server listens on now, if it exists.
     fn check_listener(
         &self,
         server: &str,
@@ -431,7 +431,7 @@ impl RunningGateway {
     }
 }
 
-/// Sends `control` to a server task and waits for its answer.
+/// Sends `control` to a server task and waits for its reply.
 async fn ask<T>(handle: &Handle, control: Control, answer: oneshot::Receiver<T>) -> Option<T> {
     handle.control.send(control).await.ok()?;
     tokio::time::timeout(CONTROL_TIMEOUT, answer)

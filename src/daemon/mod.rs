@@ -83,8 +83,8 @@ async fn run(config_path: &Path, config: &Config) -> Result<(), ServeError> {
              /etc/sysctl.conf to keep it after a reboot"
         );
     }
-    // A CLI command that edits the files without a daemon holds the lock for a moment, so
-    // this waits for it; another daemon holds it for good.
+    // A CLI command that edits the files without a daemon keeps the lock for a moment, so
+    // this waits for it. Another daemon keeps it for good, and then this fails.
     let lock = match tokio::task::block_in_place(|| ConfigLock::acquire(config_path)) {
         Ok(lock) => lock,
         Err(error) if error.status == ErrorKind::Conflict => {

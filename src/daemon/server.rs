@@ -65,7 +65,7 @@ enum Listener {
 pub(crate) enum Control {
     /// Describe the admitted clients.
     Sessions(oneshot::Sender<Vec<crate::admin::SessionView>>),
-    /// End one session; the reply says whether the server had it.
+    /// End one session. The reply is false when the server has no session with that id.
     Kill {
         id: ConnId,
         reply: oneshot::Sender<bool>,
@@ -77,7 +77,7 @@ pub(crate) enum Control {
     Reload,
 }
 
-/// What `/metrics` reports of one SSL server.
+/// The figures `/metrics` reports for one SSL server.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct ServerMetrics {
     pub(crate) sessions: usize,

@@ -20,7 +20,7 @@ use super::model::{ApiError, Reply, Request};
 use crate::config::Gateway;
 use listen::SocketFile;
 
-/// One request from the API for the daemon to answer.
+/// One API request for the daemon to carry out.
 pub struct Call {
     pub request: Request,
     pub reply: oneshot::Sender<Result<Reply, ApiError>>,
