@@ -1,10 +1,9 @@
 //! The tokio driver behind `sslvpn serve`: a listener, a TUN device and a task per SSL
 //! server, the sessions of its clients, timers, CRL reloads and signals.
 //!
-//! Each SSL server runs in one task that owns all its sessions (`sessions::Sessions`). TCP
-//! connections get a task each that splits the stream into packets and passes them on over a
-//! bounded channel. Packets from the TUN device go to the session that owns their
-//! destination address.
+//! Each SSL server runs in one task that owns all its sessions (`sessions::Sessions`) and
+//! reads its TCP connections. Each TCP connection has a task that writes its queued packets.
+//! Packets from the TUN device go to the session that owns their destination address.
 
 mod addresses;
 mod admission;

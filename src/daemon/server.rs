@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -25,7 +26,7 @@ use super::credentials::{self, CrlWatch};
 use super::error::{ServeError, bind_fix, device_fix};
 use super::identity::{self, UsersWatch};
 use super::sessions::{CheckResult, ConnId, Io, Link, MAX_HANDSHAKING, Sessions, Traffic};
-use super::tcp::{self, Connection, FromConnection};
+use super::tcp::{self, Connection, ReadEvent, Readable, Reader};
 use super::tun;
 use super::udp::{MAX_DATAGRAM, RECEIVE_SLOTS, ReceiveBatch, SendBatch, UdpListener};
 
@@ -40,8 +41,10 @@ const HAND_WINDOW: Duration = Duration::from_secs(60);
 const RENEG_INTERVAL: Duration = Duration::from_secs(3600);
 /// How often the CRL file's modification time is checked.
 const CRL_POLL_INTERVAL: Duration = Duration::from_secs(2);
-/// Packets from all TCP connections of one SSL server waiting for its task.
-const PACKET_QUEUE: usize = 1024;
+/// Ends of TCP connections, reported by their write tasks, waiting for the SSL server's task.
+const CLOSED_QUEUE: usize = 1024;
+/// Reads of one TCP connection per wake before the task looks at its other inputs again.
+const TCP_READS: usize = 4;
 /// Open TCP connections beyond `max_connections`, for clients still in their handshake.
 // NOTE: a guessed allowance; connections beyond it are closed at once.
 const EXTRA_TCP_CONNECTIONS: usize = 64;
@@ -113,7 +116,9 @@ enum Wake {
     /// The number of slots of the receive batch that contain datagrams.
     Datagram(io::Result<usize>),
     Accepted(io::Result<(TcpStream, SocketAddr)>),
-    Connection(FromConnection),
+    Readable(ConnId, ReadEvent),
+    /// The write task of a TCP connection ended.
+    Closed(ConnId),
     Timer,
     CrlPoll,
     ConnectionEnded,
@@ -213,8 +218,13 @@ impl Server {
             client_cidr = %self.config.client_cidr,
             "SSL server started"
         );
-        let (packets_tx, mut packets_rx) = mpsc::channel(PACKET_QUEUE);
+        let (closed_tx, mut closed_rx) = mpsc::channel(CLOSED_QUEUE);
         let mut connections: HashMap<ConnId, Connection> = HashMap::new();
+        let mut readers: FuturesUnordered<Readable> = FuturesUnordered::new();
+        let mut read_buffer = match self.listener {
+            Listener::Tcp(_) => vec![0u8; tcp::READ_BUFFER],
+            Listener::Udp(_) => Vec::new(),
+        };
         let mut tasks = JoinSet::new();
         let mut tun_buffer = vec![0u8; MAX_DATAGRAM];
         let mut udp_batch = ReceiveBatch::new();
@@ -232,7 +242,10 @@ impl Server {
                 read = self.device.recv(&mut tun_buffer) => Wake::Tun(read),
                 received = receive(&self.listener, &mut udp_batch) => Wake::Datagram(received),
                 accepted = accept(&self.listener) => Wake::Accepted(accepted),
-                Some(message) = packets_rx.recv() => Wake::Connection(message),
+                Some((conn, event)) = readers.next(), if !readers.is_empty() => {
+                    Wake::Readable(conn, event)
+                }
+                Some(conn) = closed_rx.recv() => Wake::Closed(conn),
                 () = sleep_until(deadline) => Wake::Timer,
                 _ = crl_poll.tick() => Wake::CrlPoll,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => Wake::ConnectionEnded,
@@ -324,28 +337,41 @@ impl Server {
                         continue;
                     }
                     let conn = self.sessions.new_conn_id();
-                    let connection =
-                        tcp::spawn(&mut tasks, stream, conn, remote, packets_tx.clone());
+                    let (connection, readable) =
+                        tcp::spawn(&mut tasks, stream, conn, remote, closed_tx.clone());
                     io.connections.insert(conn, connection);
+                    readers.push(readable);
                 }
                 Wake::Accepted(Err(error)) => {
                     warn!(%error, "accepting a TCP connection failed");
                     // Errors such as EMFILE repeat at once; pausing keeps the loop from spinning.
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                Wake::Connection(FromConnection::Packet { conn, mut packet }) => {
-                    // Packets of a connection this task already closed are ignored.
-                    if let Some(remote) = io.connections.get(&conn).map(|c| c.remote) {
-                        let link = Link {
-                            conn,
-                            remote,
-                            local: None,
-                        };
-                        self.sessions
-                            .receive_stream(&mut io, link, &mut packet, now);
+                Wake::Readable(conn, ReadEvent::Ready(reader)) => {
+                    let readable = read_connection(
+                        &mut self.sessions,
+                        &mut io,
+                        conn,
+                        reader,
+                        &mut read_buffer,
+                        now,
+                    );
+                    if let Some(readable) = readable {
+                        readers.push(readable);
                     }
                 }
-                Wake::Connection(FromConnection::Closed { conn }) => {
+                Wake::Readable(conn, ReadEvent::Silent) => {
+                    if let Some(connection) = io.connections.remove(&conn) {
+                        debug!(
+                            remote = %connection.remote,
+                            "closed a TCP connection: no packet within {:?} of connecting",
+                            tcp::FIRST_PACKET_TIMEOUT
+                        );
+                    }
+                    self.sessions.connection_lost(&mut io, conn, now);
+                }
+                Wake::Readable(_, ReadEvent::Dropped) => {}
+                Wake::Closed(conn) => {
                     self.sessions.connection_lost(&mut io, conn, now);
                     io.connections.remove(&conn);
                 }
@@ -403,7 +429,8 @@ impl Server {
         self.sessions.shutdown(&mut io, Instant::now());
         drop(io);
         connections.clear();
-        drop(packets_rx);
+        drop(readers);
+        drop(closed_rx);
         let flushed = tokio::time::timeout(SHUTDOWN_FLUSH, async {
             while tasks.join_next().await.is_some() {}
         });
@@ -530,6 +557,61 @@ fn session_config(server: &SslServer, tls: Arc<rustls::ServerConfig>) -> Session
     }
 }
 
+/// Reads the data waiting on one TCP connection into `buffer` and passes each packet to its
+/// session in place. Returns the wait for the connection's next data, or None when it ended.
+fn read_connection(
+    sessions: &mut Sessions<Session>,
+    io: &mut Outputs<'_>,
+    conn: ConnId,
+    reader: Reader,
+    buffer: &mut [u8],
+    now: Instant,
+) -> Option<Readable> {
+    for _ in 0..TCP_READS {
+        let count = match reader.try_read(buffer) {
+            Ok(0) => {
+                sessions.connection_lost(io, conn, now);
+                io.connections.remove(&conn);
+                return None;
+            }
+            Ok(count) => count,
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+            Err(error) => {
+                if let Some(connection) = io.connections.remove(&conn) {
+                    debug!(remote = %connection.remote, %error, "TCP read failed");
+                }
+                sessions.connection_lost(io, conn, now);
+                return None;
+            }
+        };
+        let connection = io.connections.get_mut(&conn)?;
+        let link = Link {
+            conn,
+            remote: connection.remote,
+            local: None,
+        };
+        let max_packet = connection.max_packet();
+        let mut decoder = connection.take_decoder();
+        let decoded = decoder.decode(&mut buffer[..count], max_packet, |packet| {
+            io.connections.get_mut(&conn)?.mark_received();
+            sessions.receive_stream(io, link, packet, now);
+            // The session may have closed the connection.
+            Some(io.connections.get(&conn)?.max_packet())
+        });
+        // A connection closed while its packets were delivered is gone with its decoder.
+        io.connections.get_mut(&conn)?.put_decoder(decoder);
+        if let Err(error) = decoded {
+            debug!(remote = %link.remote, %error, "closing TCP connection");
+            sessions.count_drop("invalid TCP length");
+            sessions.connection_lost(io, conn, now);
+            io.connections.remove(&conn);
+            return None;
+        }
+    }
+    let received = io.connections.get(&conn)?.received();
+    Some(reader.readable(conn, received))
+}
+
 async fn bind(server: &SslServer, address: SocketAddr) -> Result<Listener, ServeError> {
     let bound = match server.protocol {
         Protocol::Tcp => TcpListener::bind(address).await.map(Listener::Tcp),
@@ -628,7 +710,7 @@ impl Io for Outputs<'_> {
     }
 
     fn authenticated(&mut self, link: Link) {
-        if let Some(connection) = self.connections.get(&link.conn) {
+        if let Some(connection) = self.connections.get_mut(&link.conn) {
             connection.mark_authenticated();
         }
     }

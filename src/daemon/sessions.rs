@@ -283,6 +283,11 @@ impl<S: DrivenSession> Sessions<S> {
         self.entries.len()
     }
 
+    /// Counts a packet dropped before it reached a session.
+    pub(crate) fn count_drop(&mut self, reason: &'static str) {
+        count_drop(&mut self.counters, reason);
+    }
+
     /// Returns the earliest time at which [`Sessions::handle_timeouts`] has work.
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
         self.timers.next()

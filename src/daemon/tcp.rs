@@ -1,15 +1,24 @@
-//! TCP connections: one task per connection splits the stream into OpenVPN packets, each
-//! preceded by its length as a big-endian u16, and writes the packets its session sends.
+//! TCP connections. Each packet on the stream is preceded by its length as a big-endian u16.
+//!
+//! The SSL server's task reads every connection itself. A [`Readable`] per connection waits
+//! for data. The task then reads the socket, splits the bytes into packets with the
+//! connection's [`FrameDecoder`] and passes each packet to its session in place. Reading in
+//! the task that owns the sessions saves a thread wakeup and a copy per packet. Writes go
+//! through a task per connection, so a slow client never blocks the server's task.
 
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
+use tokio::time::Sleep;
 use tracing::debug;
 
 use super::sessions::ConnId;
@@ -21,37 +30,30 @@ pub(crate) const MAX_UNAUTHENTICATED_PACKET: usize = 2048;
 pub(crate) const MAX_PACKET: usize = u16::MAX as usize;
 /// A client sends its first packet as soon as it connects; a connection that stays silent
 /// this long is closed.
-const FIRST_PACKET_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const FIRST_PACKET_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client that reads nothing for this long while packets wait is disconnected.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time the packets still queued when a connection ends get to be written.
 const FINAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Packets waiting for one connection; more are dropped, as a congested UDP path would.
 const OUTGOING_QUEUE: usize = 256;
-const READ_CHUNK: usize = 16 * 1024;
+/// Size of the buffer the SSL server's task reads every connection into.
+pub(crate) const READ_BUFFER: usize = 64 * 1024;
 /// Bytes of queued packets gathered into one write.
 const MAX_WRITE_BATCH: usize = 64 * 1024;
 
-/// Messages from connection tasks to their SSL server's task.
-#[derive(Debug)]
-pub(crate) enum FromConnection {
-    Packet {
-        conn: ConnId,
-        packet: Vec<u8>,
-    },
-    /// The connection ended; no packet of it follows.
-    Closed {
-        conn: ConnId,
-    },
-}
-
-/// The SSL server task's end of one connection. Dropping it closes the connection once the
-/// queued packets are written.
+/// The SSL server task's end of one connection. Dropping it ends the wait of its
+/// [`Readable`] and closes the connection once the queued packets are written.
 #[derive(Debug)]
 pub(crate) struct Connection {
     pub(crate) remote: SocketAddr,
     outgoing: mpsc::Sender<Vec<u8>>,
-    authenticated: Arc<AtomicBool>,
+    authenticated: bool,
+    /// Whether a whole packet arrived, which ends the first packet's deadline.
+    received: bool,
+    decoder: FrameDecoder,
+    /// Sender whose drop, with the connection, ends the wait of its [`Readable`].
+    _reading: oneshot::Sender<()>,
 }
 
 impl Connection {
@@ -61,108 +63,189 @@ impl Connection {
     }
 
     /// Raises the packet size limit from [`MAX_UNAUTHENTICATED_PACKET`] to [`MAX_PACKET`].
-    pub(crate) fn mark_authenticated(&self) {
-        self.authenticated.store(true, Ordering::Relaxed);
+    pub(crate) fn mark_authenticated(&mut self) {
+        self.authenticated = true;
+    }
+
+    /// Returns the largest packet the connection may send now.
+    pub(crate) fn max_packet(&self) -> usize {
+        if self.authenticated {
+            MAX_PACKET
+        } else {
+            MAX_UNAUTHENTICATED_PACKET
+        }
+    }
+
+    /// Notes that a whole packet arrived.
+    pub(crate) fn mark_received(&mut self) {
+        self.received = true;
+    }
+
+    /// Returns whether a whole packet arrived.
+    pub(crate) fn received(&self) -> bool {
+        self.received
+    }
+
+    /// Takes the decoder out while its packets are delivered. [`Connection::put_decoder`]
+    /// returns it.
+    pub(crate) fn take_decoder(&mut self) -> FrameDecoder {
+        std::mem::take(&mut self.decoder)
+    }
+
+    pub(crate) fn put_decoder(&mut self, decoder: FrameDecoder) {
+        self.decoder = decoder;
     }
 }
 
-/// Starts the task of an accepted connection.
+/// Starts the write task of an accepted connection. Returns the server task's end of it and
+/// the [`Readable`] that reports its first data.
 pub(crate) fn spawn(
     tasks: &mut JoinSet<()>,
     stream: TcpStream,
     conn: ConnId,
     remote: SocketAddr,
-    packets: mpsc::Sender<FromConnection>,
-) -> Connection {
+    closed: mpsc::Sender<ConnId>,
+) -> (Connection, Readable) {
+    let _ = stream.set_nodelay(true);
+    let (half, writer) = stream.into_split();
     let (outgoing, outgoing_rx) = mpsc::channel(OUTGOING_QUEUE);
-    let authenticated = Arc::new(AtomicBool::new(false));
-    let task = ConnectionTask {
+    let (reading, stop) = oneshot::channel();
+    let task = WriteTask {
         conn,
         remote,
-        packets,
+        closed,
         outgoing: outgoing_rx,
-        authenticated: authenticated.clone(),
     };
-    tasks.spawn(task.run(stream));
-    Connection {
+    tasks.spawn(task.run(writer));
+    let connection = Connection {
         remote,
         outgoing,
-        authenticated,
+        authenticated: false,
+        received: false,
+        decoder: FrameDecoder::default(),
+        _reading: reading,
+    };
+    let reader = Reader {
+        half,
+        stop,
+        first_packet: Some(Box::pin(tokio::time::sleep(FIRST_PACKET_TIMEOUT))),
+    };
+    (connection, reader.readable(conn, false))
+}
+
+/// The read half of a connection, held by the server task while it reads and by a
+/// [`Readable`] while it waits.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    half: OwnedReadHalf,
+    /// Ends the wait when the server task drops the [`Connection`].
+    stop: oneshot::Receiver<()>,
+    /// Deadline of the first packet, or None once one arrived.
+    first_packet: Option<Pin<Box<Sleep>>>,
+}
+
+impl Reader {
+    /// Reads the data in the socket's buffer without waiting. Fails with `WouldBlock` when
+    /// the buffer is empty.
+    pub(crate) fn try_read(&self, buffer: &mut [u8]) -> io::Result<usize> {
+        self.half.try_read(buffer)
+    }
+
+    /// Waits for the next data. `received` ends the first packet's deadline.
+    pub(crate) fn readable(mut self, conn: ConnId, received: bool) -> Readable {
+        if received {
+            self.first_packet = None;
+        }
+        Readable {
+            conn,
+            reader: Some(self),
+        }
     }
 }
 
-struct ConnectionTask {
-    conn: ConnId,
-    remote: SocketAddr,
-    packets: mpsc::Sender<FromConnection>,
-    outgoing: mpsc::Receiver<Vec<u8>>,
-    authenticated: Arc<AtomicBool>,
+/// The event that ends the wait of a [`Readable`].
+#[derive(Debug)]
+pub(crate) enum ReadEvent {
+    /// The socket has data, an end of stream or an error to read.
+    Ready(Reader),
+    /// No whole packet arrived within [`FIRST_PACKET_TIMEOUT`] of connecting.
+    Silent,
+    /// The server task dropped the connection.
+    Dropped,
 }
 
-impl ConnectionTask {
-    async fn run(mut self, stream: TcpStream) {
-        let _ = stream.set_nodelay(true);
-        let (mut reader, mut writer) = stream.into_split();
-        let mut decoder = FrameDecoder::default();
-        let mut chunk = vec![0u8; READ_CHUNK];
-        let mut batch = Vec::new();
-        let first_packet = tokio::time::sleep(FIRST_PACKET_TIMEOUT);
-        tokio::pin!(first_packet);
-        let mut received = false;
+/// Waits until one connection has something to read.
+#[derive(Debug)]
+pub(crate) struct Readable {
+    conn: ConnId,
+    /// None once the wait is over.
+    reader: Option<Reader>,
+}
 
-        loop {
-            tokio::select! {
-                outgoing = self.outgoing.recv() => {
-                    let Some(packet) = outgoing else {
-                        break;
-                    };
-                    self.gather(packet, &mut batch);
-                    let written = tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&batch)).await;
-                    match written {
-                        Ok(Ok(())) => {}
-                        Ok(Err(error)) => {
-                            debug!(remote = %self.remote, %error, "TCP write failed");
-                            break;
-                        }
-                        Err(_) => {
-                            debug!(remote = %self.remote, "TCP write timed out");
-                            break;
-                        }
-                    }
+impl Future for Readable {
+    type Output = (ConnId, ReadEvent);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let conn = self.conn;
+        let reader = self
+            .reader
+            .as_mut()
+            .expect("Readable polled after completion");
+        if Pin::new(&mut reader.stop).poll(cx).is_ready() {
+            self.reader = None;
+            return Poll::Ready((conn, ReadEvent::Dropped));
+        }
+        // An error counts as ready: the read that follows reports it.
+        if reader.half.as_ref().poll_read_ready(cx).is_ready() {
+            let reader = self.reader.take().expect("checked above");
+            return Poll::Ready((conn, ReadEvent::Ready(reader)));
+        }
+        if let Some(deadline) = &mut reader.first_packet
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            self.reader = None;
+            return Poll::Ready((conn, ReadEvent::Silent));
+        }
+        Poll::Pending
+    }
+}
+
+/// Writes the packets queued for one connection.
+struct WriteTask {
+    conn: ConnId,
+    remote: SocketAddr,
+    /// Told when a write fails, so the server task ends the session.
+    closed: mpsc::Sender<ConnId>,
+    outgoing: mpsc::Receiver<Vec<u8>>,
+}
+
+impl WriteTask {
+    async fn run(mut self, mut writer: OwnedWriteHalf) {
+        let mut batch = Vec::new();
+        let mut failed = false;
+        // The queue ends when the server task drops the connection. The packets queued
+        // before that (a RESTART, an AUTH_FAILED) are still written.
+        while let Some(packet) = self.outgoing.recv().await {
+            self.gather(packet, &mut batch);
+            match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&batch)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    debug!(remote = %self.remote, %error, "TCP write failed");
+                    failed = true;
+                    break;
                 }
-                read = reader.read(&mut chunk) => {
-                    let count = match read {
-                        Ok(0) => break,
-                        Ok(count) => count,
-                        Err(error) => {
-                            debug!(remote = %self.remote, %error, "TCP read failed");
-                            break;
-                        }
-                    };
-                    decoder.extend(&chunk[..count]);
-                    match self.forward(&mut decoder).await {
-                        Ok(forwarded) => received |= forwarded,
-                        Err(()) => break,
-                    }
-                }
-                () = &mut first_packet, if !received => {
-                    debug!(remote = %self.remote, "no packet within {FIRST_PACKET_TIMEOUT:?} of connecting");
+                Err(_) => {
+                    debug!(remote = %self.remote, "TCP write timed out");
+                    failed = true;
                     break;
                 }
             }
         }
-
-        // Packets queued before the end (a RESTART at shutdown) still go out if the client
-        // reads them quickly.
-        if let Ok(packet) = self.outgoing.try_recv() {
-            self.gather(packet, &mut batch);
-            let _ = tokio::time::timeout(FINAL_WRITE_TIMEOUT, writer.write_all(&batch)).await;
+        if !failed {
+            let _ = tokio::time::timeout(FINAL_WRITE_TIMEOUT, writer.shutdown()).await;
         }
-        let _ = writer.shutdown().await;
-        let _ = self
-            .packets
-            .send(FromConnection::Closed { conn: self.conn })
-            .await;
+        // After the server task dropped the connection, the message has no receiver.
+        let _ = self.closed.send(self.conn).await;
     }
 
     /// Frames `first` and the packets queued behind it into `batch`.
@@ -174,35 +257,6 @@ impl ConnectionTask {
                 break;
             };
             frame_into(&packet, batch);
-        }
-    }
-
-    /// Passes every complete packet to the SSL server's task. Returns whether any was
-    /// complete, or Err when the connection must close.
-    async fn forward(&mut self, decoder: &mut FrameDecoder) -> Result<bool, ()> {
-        let mut forwarded = false;
-        loop {
-            let max_len = if self.authenticated.load(Ordering::Relaxed) {
-                MAX_PACKET
-            } else {
-                MAX_UNAUTHENTICATED_PACKET
-            };
-            let packet = match decoder.next_frame(max_len) {
-                Ok(Some(packet)) => packet,
-                Ok(None) => return Ok(forwarded),
-                Err(error) => {
-                    debug!(remote = %self.remote, %error, "closing TCP connection");
-                    return Err(());
-                }
-            };
-            forwarded = true;
-            let message = FromConnection::Packet {
-                conn: self.conn,
-                packet,
-            };
-            if self.packets.send(message).await.is_err() {
-                return Err(());
-            }
         }
     }
 }
@@ -222,55 +276,99 @@ fn frame_into(packet: &[u8], out: &mut Vec<u8>) {
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-enum FrameError {
+pub(crate) enum FrameError {
     #[error("invalid packet length {len} in TCP stream, expected 1 to {max}")]
     InvalidLength { len: usize, max: usize },
 }
 
-/// Splits a TCP byte stream into packets. It keeps at most one incomplete packet plus the
-/// last read chunk.
+/// Capacity of a decoder's buffer kept after a packet that was split across reads. A larger
+/// buffer, left by a long packet, is freed.
+const KEPT_PARTIAL_CAPACITY: usize = 4 * 1024;
+
+/// Splits a TCP byte stream into packets. A packet that arrives whole in one read is passed
+/// on in place. Only a packet split across reads is copied into `partial`, so `partial`
+/// contains at most one packet.
 #[derive(Debug, Default)]
-struct FrameDecoder {
-    buffer: Vec<u8>,
-    /// Bytes at the front of `buffer` that were already returned.
-    consumed: usize,
+pub(crate) struct FrameDecoder {
+    partial: Vec<u8>,
 }
 
 impl FrameDecoder {
-    fn extend(&mut self, data: &[u8]) {
-        self.buffer.drain(..self.consumed);
-        self.consumed = 0;
-        self.buffer.extend_from_slice(data);
-    }
-
-    /// Returns the next complete packet, or None until more bytes arrive. A zero length or a
-    /// length above `max_len` is an error after which the stream cannot be resynchronized.
-    fn next_frame(&mut self, max_len: usize) -> Result<Option<Vec<u8>>, FrameError> {
-        let pending = &self.buffer[self.consumed..];
-        let Some(prefix) = pending.get(..2) else {
-            return Ok(None);
-        };
-        let len = usize::from(u16::from_be_bytes([prefix[0], prefix[1]]));
-        if len == 0 || len > max_len {
-            return Err(FrameError::InvalidLength { len, max: max_len });
+    /// Passes every complete packet of the stream, continued by `data`, to `deliver`, which
+    /// returns the largest packet length allowed next, or None to stop. Keeps the start of
+    /// an incomplete packet for the next call. A zero length or a length above the allowed
+    /// one is an error after which the stream cannot be resynchronized.
+    pub(crate) fn decode(
+        &mut self,
+        mut data: &mut [u8],
+        mut max_len: usize,
+        mut deliver: impl FnMut(&mut [u8]) -> Option<usize>,
+    ) -> Result<(), FrameError> {
+        if !self.partial.is_empty() {
+            if self.partial.len() < 2 {
+                let take = (2 - self.partial.len()).min(data.len());
+                let (head, rest) = data.split_at_mut(take);
+                self.partial.extend_from_slice(head);
+                data = rest;
+                if self.partial.len() < 2 {
+                    return Ok(());
+                }
+            }
+            let len = frame_len(&self.partial, max_len)?;
+            let missing = 2 + len - self.partial.len();
+            let take = missing.min(data.len());
+            let (head, rest) = data.split_at_mut(take);
+            self.partial.extend_from_slice(head);
+            data = rest;
+            if take < missing {
+                return Ok(());
+            }
+            let next = deliver(&mut self.partial[2..]);
+            if self.partial.capacity() > KEPT_PARTIAL_CAPACITY {
+                self.partial = Vec::new();
+            } else {
+                self.partial.clear();
+            }
+            match next {
+                Some(next) => max_len = next,
+                None => return Ok(()),
+            }
         }
-        let Some(packet) = pending.get(2..2 + len) else {
-            return Ok(None);
-        };
-        let packet = packet.to_vec();
-        self.consumed += 2 + len;
-        Ok(Some(packet))
+        while data.len() >= 2 {
+            let len = frame_len(data, max_len)?;
+            if data.len() < 2 + len {
+                break;
+            }
+            let (frame, rest) = std::mem::take(&mut data).split_at_mut(2 + len);
+            data = rest;
+            match deliver(&mut frame[2..]) {
+                Some(next) => max_len = next,
+                None => return Ok(()),
+            }
+        }
+        self.partial.extend_from_slice(data);
+        Ok(())
     }
 
     #[cfg(test)]
     fn buffered_len(&self) -> usize {
-        self.buffer.len() - self.consumed
+        self.partial.len()
     }
+}
+
+/// Reads the length prefix at the start of `stream`.
+fn frame_len(stream: &[u8], max_len: usize) -> Result<usize, FrameError> {
+    let len = usize::from(u16::from_be_bytes([stream[0], stream[1]]));
+    if len == 0 || len > max_len {
+        return Err(FrameError::InvalidLength { len, max: max_len });
+    }
+    Ok(len)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
 
     fn framed(packets: &[&[u8]]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -280,21 +378,27 @@ mod tests {
         out
     }
 
-    fn drain(decoder: &mut FrameDecoder, max_len: usize) -> Vec<Vec<u8>> {
+    /// Decodes `data` and returns the packets it completed.
+    fn decode(
+        decoder: &mut FrameDecoder,
+        data: &[u8],
+        max_len: usize,
+    ) -> Result<Vec<Vec<u8>>, FrameError> {
+        let mut data = data.to_vec();
         let mut packets = Vec::new();
-        while let Some(packet) = decoder.next_frame(max_len).unwrap() {
-            packets.push(packet);
-        }
-        packets
+        decoder.decode(&mut data, max_len, |packet| {
+            packets.push(packet.to_vec());
+            Some(max_len)
+        })?;
+        Ok(packets)
     }
 
     #[test]
     fn decoder_splits_packets_of_one_read() {
         let mut decoder = FrameDecoder::default();
-        decoder.extend(&framed(&[b"abc", b"d", b"efgh"]));
-        let packets = drain(&mut decoder, MAX_PACKET);
+        let packets = decode(&mut decoder, &framed(&[b"abc", b"d", b"efgh"]), MAX_PACKET);
         assert_eq!(
-            packets,
+            packets.unwrap(),
             vec![b"abc".to_vec(), b"d".to_vec(), b"efgh".to_vec()]
         );
         assert_eq!(decoder.buffered_len(), 0);
@@ -306,10 +410,23 @@ mod tests {
         let mut decoder = FrameDecoder::default();
         let mut packets = Vec::new();
         for byte in &stream {
-            decoder.extend(std::slice::from_ref(byte));
-            packets.extend(drain(&mut decoder, MAX_PACKET));
+            packets.extend(decode(&mut decoder, &[*byte], MAX_PACKET).unwrap());
         }
         assert_eq!(packets, vec![b"hello".to_vec(), b"world!".to_vec()]);
+    }
+
+    #[test]
+    fn decoder_joins_split_at_every_offset() {
+        let stream = framed(&[b"first", b"2", &[9u8; 300], b"last packet"]);
+        for split in 0..=stream.len() {
+            let mut decoder = FrameDecoder::default();
+            let mut packets = decode(&mut decoder, &stream[..split], MAX_PACKET).unwrap();
+            packets.extend(decode(&mut decoder, &stream[split..], MAX_PACKET).unwrap());
+            assert_eq!(packets.len(), 4, "split at {split}");
+            assert_eq!(packets[2], vec![9u8; 300]);
+            assert_eq!(packets[3], b"last packet");
+            assert_eq!(decoder.buffered_len(), 0);
+        }
     }
 
     #[test]
@@ -317,18 +434,46 @@ mod tests {
         let mut stream = framed(&[b"one"]);
         stream.extend_from_slice(&[0, 4, b't']);
         let mut decoder = FrameDecoder::default();
-        decoder.extend(&stream);
-        assert_eq!(drain(&mut decoder, MAX_PACKET), vec![b"one".to_vec()]);
+        let packets = decode(&mut decoder, &stream, MAX_PACKET).unwrap();
+        assert_eq!(packets, vec![b"one".to_vec()]);
         assert_eq!(decoder.buffered_len(), 3);
-        decoder.extend(b"wo!");
-        assert_eq!(drain(&mut decoder, MAX_PACKET), vec![b"two!".to_vec()]);
+        let packets = decode(&mut decoder, b"wo!", MAX_PACKET).unwrap();
+        assert_eq!(packets, vec![b"two!".to_vec()]);
+    }
+
+    #[test]
+    fn decoder_stops_on_request() {
+        let mut decoder = FrameDecoder::default();
+        let mut data = framed(&[b"a", b"b", b"c"]);
+        let mut seen = 0;
+        decoder
+            .decode(&mut data, MAX_PACKET, |_| {
+                seen += 1;
+                None
+            })
+            .unwrap();
+        assert_eq!(seen, 1);
+    }
+
+    #[test]
+    fn decoder_applies_next_packet_limit() {
+        let big = vec![7u8; 3000];
+        let mut decoder = FrameDecoder::default();
+        let mut data = framed(&[b"auth", &big]);
+        let mut packets = Vec::new();
+        decoder
+            .decode(&mut data, MAX_UNAUTHENTICATED_PACKET, |packet| {
+                packets.push(packet.len());
+                Some(MAX_PACKET)
+            })
+            .unwrap();
+        assert_eq!(packets, vec![4, 3000]);
     }
 
     #[test]
     fn decoder_rejects_zero_length() {
         let mut decoder = FrameDecoder::default();
-        decoder.extend(&[0, 0, 1]);
-        let error = decoder.next_frame(MAX_PACKET).unwrap_err();
+        let error = decode(&mut decoder, &[0, 0, 1], MAX_PACKET).unwrap_err();
         assert_eq!(
             error,
             FrameError::InvalidLength {
@@ -341,8 +486,7 @@ mod tests {
     #[test]
     fn decoder_rejects_large_packet_before_authentication() {
         let mut decoder = FrameDecoder::default();
-        decoder.extend(&[0x08, 0x01]);
-        let error = decoder.next_frame(MAX_UNAUTHENTICATED_PACKET).unwrap_err();
+        let error = decode(&mut decoder, &[0x08, 0x01], MAX_UNAUTHENTICATED_PACKET).unwrap_err();
         assert_eq!(
             error,
             FrameError::InvalidLength {
@@ -353,23 +497,48 @@ mod tests {
     }
 
     #[test]
-    fn decoder_accepts_large_packet_after_authentication() {
-        let big = vec![7u8; 3000];
+    fn decoder_rejects_large_split_packet() {
         let mut decoder = FrameDecoder::default();
-        decoder.extend(&framed(&[&big]));
-        let packet = decoder.next_frame(MAX_PACKET).unwrap();
-        assert_eq!(packet.map(|packet| packet.len()), Some(3000));
+        assert_eq!(
+            decode(&mut decoder, &[0x08], MAX_UNAUTHENTICATED_PACKET),
+            Ok(vec![])
+        );
+        let error = decode(&mut decoder, &[0x01, 0], MAX_UNAUTHENTICATED_PACKET).unwrap_err();
+        assert_eq!(
+            error,
+            FrameError::InvalidLength {
+                len: 2049,
+                max: MAX_UNAUTHENTICATED_PACKET
+            }
+        );
     }
 
     #[test]
     fn decoder_buffer_stays_bounded() {
         let mut decoder = FrameDecoder::default();
-        let chunk = framed(&[&[1u8; 1000]]);
+        let mut stream = Vec::new();
         for _ in 0..1000 {
-            decoder.extend(&chunk);
-            assert_eq!(drain(&mut decoder, MAX_UNAUTHENTICATED_PACKET).len(), 1);
+            stream.extend(framed(&[&[1u8; 1000]]));
         }
-        assert!(decoder.buffer.len() <= chunk.len());
+        let mut packets = 0;
+        // Reads of 1500 bytes cut most packets in two.
+        for read in stream.chunks(1500) {
+            packets += decode(&mut decoder, read, MAX_UNAUTHENTICATED_PACKET)
+                .unwrap()
+                .len();
+            assert!(decoder.buffered_len() < 1002);
+        }
+        assert_eq!(packets, 1000);
+    }
+
+    #[test]
+    fn decoder_frees_a_long_packets_buffer() {
+        let mut decoder = FrameDecoder::default();
+        let stream = framed(&[&[5u8; 40_000]]);
+        decode(&mut decoder, &stream[..100], MAX_PACKET).unwrap();
+        let packets = decode(&mut decoder, &stream[100..], MAX_PACKET).unwrap();
+        assert_eq!(packets.len(), 1);
+        assert!(decoder.partial.capacity() <= KEPT_PARTIAL_CAPACITY);
     }
 
     #[test]
@@ -379,69 +548,113 @@ mod tests {
         assert_eq!(out, vec![0, 3, b'x', b'y', b'z']);
     }
 
-    #[tokio::test]
-    async fn connection_forwards_packets_and_writes_replies() {
+    async fn accepted() -> (TcpStream, TcpStream, SocketAddr) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let mut client = TcpStream::connect(address).await.unwrap();
-        let (stream, remote) = listener.accept().await.unwrap();
-        let (packets_tx, mut packets_rx) = mpsc::channel(8);
-        let mut tasks = JoinSet::new();
-        let connection = spawn(&mut tasks, stream, 5, remote, packets_tx);
-
-        client
-            .write_all(&framed(&[b"\x38first", b"second"]))
+        let client = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
-        for expected in [&b"\x38first"[..], b"second"] {
-            let Some(FromConnection::Packet { conn, packet }) = packets_rx.recv().await else {
-                panic!("expected a packet");
-            };
-            assert_eq!(conn, 5);
-            assert_eq!(packet, expected);
+        let (stream, remote) = listener.accept().await.unwrap();
+        (client, stream, remote)
+    }
+
+    /// Waits for `readable` and reads what it reports, as the server task does.
+    async fn read_once(readable: Readable, buffer: &mut [u8]) -> (Reader, usize) {
+        let (_, event) = readable.await;
+        let ReadEvent::Ready(reader) = event else {
+            panic!("expected data, got {event:?}");
+        };
+        let count = reader.try_read(buffer).unwrap();
+        (reader, count)
+    }
+
+    #[tokio::test]
+    async fn connection_reads_packets_and_writes_replies() {
+        let (mut client, stream, remote) = accepted().await;
+        let (closed_tx, mut closed_rx) = mpsc::channel(8);
+        let mut tasks = JoinSet::new();
+        let (mut connection, readable) = spawn(&mut tasks, stream, 5, remote, closed_tx);
+
+        let sent = framed(&[b"\x38first", b"second"]);
+        client.write_all(&sent).await.unwrap();
+        let mut buffer = vec![0u8; READ_BUFFER];
+        let mut packets = Vec::new();
+        let mut readable = readable;
+        while packets.len() < 2 {
+            let (reader, count) = read_once(readable, &mut buffer).await;
+            let mut decoder = connection.take_decoder();
+            decoder
+                .decode(&mut buffer[..count], connection.max_packet(), |packet| {
+                    packets.push(packet.to_vec());
+                    Some(MAX_UNAUTHENTICATED_PACKET)
+                })
+                .unwrap();
+            connection.put_decoder(decoder);
+            readable = reader.readable(5, true);
         }
+        assert_eq!(packets, vec![b"\x38first".to_vec(), b"second".to_vec()]);
 
         assert!(connection.send(b"reply"));
         drop(connection);
+        // The dropped connection ends the wait for more data.
+        assert!(matches!(readable.await, (5, ReadEvent::Dropped)));
         let mut written = Vec::new();
         client.read_to_end(&mut written).await.unwrap();
         assert_eq!(written, framed(&[b"reply"]));
-        let closed = packets_rx.recv().await;
-        assert!(matches!(closed, Some(FromConnection::Closed { conn: 5 })));
+        assert_eq!(closed_rx.recv().await, Some(5));
     }
 
     #[tokio::test]
-    async fn oversized_packet_closes_connection() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (stream, remote) = listener.accept().await.unwrap();
-        let (packets_tx, mut packets_rx) = mpsc::channel(8);
+    async fn end_of_stream_reads_zero() {
+        let (client, stream, remote) = accepted().await;
+        let (closed_tx, _closed_rx) = mpsc::channel(8);
         let mut tasks = JoinSet::new();
-        let _connection = spawn(&mut tasks, stream, 9, remote, packets_tx);
+        let (_connection, readable) = spawn(&mut tasks, stream, 9, remote, closed_tx);
+        drop(client);
+        let mut buffer = [0u8; 16];
+        let (_, count) = read_once(readable, &mut buffer).await;
+        assert_eq!(count, 0);
+    }
 
-        client.write_all(&[0x10, 0x00]).await.unwrap();
-        let closed = packets_rx.recv().await;
-        assert!(matches!(closed, Some(FromConnection::Closed { conn: 9 })));
+    #[tokio::test(start_paused = true)]
+    async fn silent_connection_times_out() {
+        let (_client, stream, remote) = accepted().await;
+        let (closed_tx, _closed_rx) = mpsc::channel(8);
+        let mut tasks = JoinSet::new();
+        let (_connection, mut readable) = spawn(&mut tasks, stream, 4, remote, closed_tx);
+        let started = tokio::time::Instant::now();
+        // Readiness may be reported without data; the read then finds nothing, as in the
+        // server task, and the wait goes on under the same deadline.
+        let event = loop {
+            match readable.await {
+                (4, ReadEvent::Ready(reader)) => {
+                    let mut buffer = [0u8; 16];
+                    let read = reader.try_read(&mut buffer);
+                    assert_eq!(read.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+                    readable = reader.readable(4, false);
+                }
+                (conn, event) => {
+                    assert_eq!(conn, 4);
+                    break event;
+                }
+            }
+        };
+        assert!(matches!(event, ReadEvent::Silent), "{event:?}");
+        assert_eq!(started.elapsed(), FIRST_PACKET_TIMEOUT);
     }
 
     #[tokio::test]
-    async fn queued_packet_survives_server_task_exit() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (stream, remote) = listener.accept().await.unwrap();
-        let (packets_tx, packets_rx) = mpsc::channel(8);
+    async fn dropped_connection_writes_queued_packets() {
+        let (mut client, stream, remote) = accepted().await;
+        let (closed_tx, mut closed_rx) = mpsc::channel(8);
         let mut tasks = JoinSet::new();
-        let connection = spawn(&mut tasks, stream, 3, remote, packets_tx);
-        drop(packets_rx);
+        let (connection, _readable) = spawn(&mut tasks, stream, 3, remote, closed_tx);
 
+        assert!(connection.send(b"AUTH_FAILED"));
         assert!(connection.send(b"RESTART"));
-        client.write_all(&framed(&[b"\x38"])).await.unwrap();
+        drop(connection);
         let mut written = Vec::new();
         client.read_to_end(&mut written).await.unwrap();
-        assert_eq!(written, framed(&[b"RESTART"]));
+        assert_eq!(written, framed(&[b"AUTH_FAILED", b"RESTART"]));
+        assert_eq!(closed_rx.recv().await, Some(3));
     }
 }
