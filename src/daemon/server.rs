@@ -229,6 +229,7 @@ impl Server {
         let mut tun_buffer = vec![0u8; MAX_DATAGRAM];
         let mut udp_batch = ReceiveBatch::new();
         let mut sends = SendBatch::default();
+        let mut flushes = Vec::new();
         let mut crl_poll = tokio::time::interval(CRL_POLL_INTERVAL);
         crl_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failures = Failures::default();
@@ -267,6 +268,7 @@ impl Server {
                 connections: &mut connections,
                 failures: &mut failures,
                 sends: &mut sends,
+                flushes: &mut flushes,
             };
             match wake {
                 Wake::Stop => break Ok(()),
@@ -419,6 +421,7 @@ impl Server {
             connections: &mut connections,
             failures: &mut failures,
             sends: &mut sends,
+            flushes: &mut flushes,
         };
         if self.sessions.len() > 0 {
             info!(
@@ -668,13 +671,16 @@ impl Failures {
 
 /// The [`Io`] of a running SSL server for one wake of its task. Writes never wait: a full
 /// socket buffer, TUN queue or connection queue drops the packet, as a congested link would.
-/// UDP datagrams wait in `sends` until the value is dropped.
+/// UDP datagrams wait in `sends`, and TCP packets in their connection, until the value is
+/// dropped.
 struct Outputs<'a> {
     listener: &'a Listener,
     device: &'a AsyncDevice,
     connections: &'a mut HashMap<ConnId, Connection>,
     failures: &'a mut Failures,
     sends: &'a mut SendBatch,
+    /// Connections with packets to write when the value is dropped.
+    flushes: &'a mut Vec<ConnId>,
 }
 
 impl Drop for Outputs<'_> {
@@ -683,6 +689,17 @@ impl Drop for Outputs<'_> {
             let failures = &mut *self.failures;
             self.sends
                 .flush(socket, &mut |error| failures.note("UDP send", error));
+        }
+        for conn in self.flushes.drain(..) {
+            // A connection closed during the wake wrote its packets when it was dropped.
+            let flushed = self
+                .connections
+                .get_mut(&conn)
+                .is_none_or(|connection| connection.flush());
+            if !flushed {
+                self.failures
+                    .note("TCP queue", &"queue full or connection closed");
+            }
         }
     }
 }
@@ -697,13 +714,16 @@ impl Io for Outputs<'_> {
                 });
             }
             Listener::Tcp(_) => {
-                let queued = self
+                let pushed = self
                     .connections
-                    .get(&link.conn)
-                    .is_some_and(|connection| connection.send(packet));
-                if !queued {
-                    self.failures
-                        .note("TCP queue", &"queue full or connection closed");
+                    .get_mut(&link.conn)
+                    .and_then(|connection| connection.push(packet));
+                match pushed {
+                    Some(true) => self.flushes.push(link.conn),
+                    Some(false) => {}
+                    None => self
+                        .failures
+                        .note("TCP queue", &"queue full or connection closed"),
                 }
             }
         }

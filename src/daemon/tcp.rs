@@ -3,19 +3,23 @@
 //! The SSL server's task reads every connection itself. A [`Readable`] per connection waits
 //! for data. The task then reads the socket, splits the bytes into packets with the
 //! connection's [`FrameDecoder`] and passes each packet to its session in place. Reading in
-//! the task that owns the sessions saves a thread wakeup and a copy per packet. Writes go
-//! through a task per connection, so a slow client never blocks the server's task.
+//! the task that owns the sessions saves a thread wakeup and a copy per packet.
+//!
+//! The server task also writes to the socket itself: the packets of one wake for one
+//! connection leave in one write at the end of the wake, while nothing is queued for the
+//! connection. What the socket does not take goes to the connection's write task, which
+//! waits until the client reads, so a slow client never blocks the server task.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::Sleep;
@@ -33,10 +37,9 @@ pub(crate) const MAX_PACKET: usize = u16::MAX as usize;
 pub(crate) const FIRST_PACKET_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client that reads nothing for this long while packets wait is disconnected.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Time the packets still queued when a connection ends get to be written.
-const FINAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Packets waiting for one connection; more are dropped, as a congested UDP path would.
-const OUTGOING_QUEUE: usize = 256;
+/// Bytes waiting for one connection, about 300 full-size packets. The packets of a wake that
+/// would exceed it are dropped, as a congested UDP path would drop them.
+const MAX_QUEUED_BYTES: usize = 512 * 1024;
 /// Size of the buffer the SSL server's task reads every connection into.
 pub(crate) const READ_BUFFER: usize = 64 * 1024;
 /// Bytes of queued packets gathered into one write.
@@ -47,7 +50,14 @@ const MAX_WRITE_BATCH: usize = 64 * 1024;
 #[derive(Debug)]
 pub(crate) struct Connection {
     pub(crate) remote: SocketAddr,
-    outgoing: mpsc::Sender<Vec<u8>>,
+    stream: Arc<TcpStream>,
+    /// Framed packets of this wake, written by [`Connection::flush`].
+    pending: Vec<u8>,
+    /// Framed bytes for the write task.
+    outgoing: mpsc::UnboundedSender<Vec<u8>>,
+    /// Bytes in `outgoing` or being written by the write task. While it is zero, the server
+    /// task may write to the socket itself without reordering the stream.
+    queued: Arc<AtomicUsize>,
     authenticated: bool,
     /// Whether a whole packet arrived, which ends the first packet's deadline.
     received: bool,
@@ -57,9 +67,54 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Queues a packet; false when the queue is full or the connection is gone.
-    pub(crate) fn send(&self, packet: &[u8]) -> bool {
-        self.outgoing.try_send(packet.to_vec()).is_ok()
+    /// Appends a packet to the bytes [`Connection::flush`] writes. Returns whether it is
+    /// the first since the last flush, or None when the packet was dropped because too much
+    /// is waiting.
+    pub(crate) fn push(&mut self, packet: &[u8]) -> Option<bool> {
+        let Ok(len) = u16::try_from(packet.len()) else {
+            debug!(
+                len = packet.len(),
+                "dropped a packet too long for TCP framing"
+            );
+            return None;
+        };
+        if self.pending.len() + packet.len() > MAX_QUEUED_BYTES {
+            return None;
+        }
+        let first = self.pending.is_empty();
+        self.pending.extend_from_slice(&len.to_be_bytes());
+        self.pending.extend_from_slice(packet);
+        Some(first)
+    }
+
+    /// Writes the pushed packets to the socket when nothing is queued, and queues what the
+    /// socket does not take for the write task. Returns false when the packets were dropped
+    /// because the queue is full or the connection is gone.
+    pub(crate) fn flush(&mut self) -> bool {
+        if self.pending.is_empty() {
+            return true;
+        }
+        let queued = self.queued.load(Ordering::Acquire);
+        if queued == 0 {
+            // A failed write is queued instead, and the write task reports the error.
+            let written = self.stream.try_write(&self.pending).unwrap_or(0);
+            if written == self.pending.len() {
+                self.pending.clear();
+                return true;
+            }
+            self.pending.drain(..written);
+        } else if queued + self.pending.len() > MAX_QUEUED_BYTES {
+            self.pending.clear();
+            return false;
+        }
+        let rest = std::mem::take(&mut self.pending);
+        let len = rest.len();
+        self.queued.fetch_add(len, Ordering::AcqRel);
+        if self.outgoing.send(rest).is_err() {
+            self.queued.fetch_sub(len, Ordering::AcqRel);
+            return false;
+        }
+        true
     }
 
     /// Raises the packet size limit from [`MAX_UNAUTHENTICATED_PACKET`] to [`MAX_PACKET`].
@@ -97,6 +152,13 @@ impl Connection {
     }
 }
 
+impl Drop for Connection {
+    /// Hands the packets of this wake to the write task, which writes them before it ends.
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 /// Starts the write task of an accepted connection. Returns the server task's end of it and
 /// the [`Readable`] that reports its first data.
 pub(crate) fn spawn(
@@ -107,37 +169,43 @@ pub(crate) fn spawn(
     closed: mpsc::Sender<ConnId>,
 ) -> (Connection, Readable) {
     let _ = stream.set_nodelay(true);
-    let (half, writer) = stream.into_split();
-    let (outgoing, outgoing_rx) = mpsc::channel(OUTGOING_QUEUE);
+    let stream = Arc::new(stream);
+    let (outgoing, outgoing_rx) = mpsc::unbounded_channel();
+    let queued = Arc::new(AtomicUsize::new(0));
     let (reading, stop) = oneshot::channel();
     let task = WriteTask {
         conn,
         remote,
+        stream: stream.clone(),
         closed,
         outgoing: outgoing_rx,
+        queued: queued.clone(),
     };
-    tasks.spawn(task.run(writer));
+    tasks.spawn(task.run());
     let connection = Connection {
         remote,
+        stream: stream.clone(),
+        pending: Vec::new(),
         outgoing,
+        queued,
         authenticated: false,
         received: false,
         decoder: FrameDecoder::default(),
         _reading: reading,
     };
     let reader = Reader {
-        half,
+        stream,
         stop,
         first_packet: Some(Box::pin(tokio::time::sleep(FIRST_PACKET_TIMEOUT))),
     };
     (connection, reader.readable(conn, false))
 }
 
-/// The read half of a connection, held by the server task while it reads and by a
+/// The reading side of a connection, held by the server task while it reads and by a
 /// [`Readable`] while it waits.
 #[derive(Debug)]
 pub(crate) struct Reader {
-    half: OwnedReadHalf,
+    stream: Arc<TcpStream>,
     /// Ends the wait when the server task drops the [`Connection`].
     stop: oneshot::Receiver<()>,
     /// Deadline of the first packet, or None once one arrived.
@@ -148,7 +216,7 @@ impl Reader {
     /// Reads the data in the socket's buffer without waiting. Fails with `WouldBlock` when
     /// the buffer is empty.
     pub(crate) fn try_read(&self, buffer: &mut [u8]) -> io::Result<usize> {
-        self.half.try_read(buffer)
+        self.stream.try_read(buffer)
     }
 
     /// Waits for the next data. `received` ends the first packet's deadline.
@@ -196,7 +264,7 @@ impl Future for Readable {
             return Poll::Ready((conn, ReadEvent::Dropped));
         }
         // An error counts as ready: the read that follows reports it.
-        if reader.half.as_ref().poll_read_ready(cx).is_ready() {
+        if reader.stream.poll_read_ready(cx).is_ready() {
             let reader = self.reader.take().expect("checked above");
             return Poll::Ready((conn, ReadEvent::Ready(reader)));
         }
@@ -210,67 +278,75 @@ impl Future for Readable {
     }
 }
 
-/// Writes the packets queued for one connection.
+/// Writes the bytes queued for one connection.
 struct WriteTask {
     conn: ConnId,
     remote: SocketAddr,
+    stream: Arc<TcpStream>,
     /// Told when a write fails, so the server task ends the session.
     closed: mpsc::Sender<ConnId>,
-    outgoing: mpsc::Receiver<Vec<u8>>,
+    outgoing: mpsc::UnboundedReceiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
 }
 
 impl WriteTask {
-    async fn run(mut self, mut writer: OwnedWriteHalf) {
+    /// Writes until the server task drops the connection or a write fails. The bytes queued
+    /// before the drop (a RESTART, an AUTH_FAILED) are still written. The socket closes when
+    /// the server task and this task both let go of it.
+    async fn run(mut self) {
         let mut batch = Vec::new();
-        let mut failed = false;
-        // The queue ends when the server task drops the connection. The packets queued
-        // before that (a RESTART, an AUTH_FAILED) are still written.
-        while let Some(packet) = self.outgoing.recv().await {
-            self.gather(packet, &mut batch);
-            match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&batch)).await {
-                Ok(Ok(())) => {}
+        while let Some(first) = self.outgoing.recv().await {
+            self.gather(first, &mut batch);
+            let written = tokio::time::timeout(WRITE_TIMEOUT, write_all(&self.stream, &batch));
+            match written.await {
+                Ok(Ok(())) => {
+                    self.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+                }
                 Ok(Err(error)) => {
                     debug!(remote = %self.remote, %error, "TCP write failed");
-                    failed = true;
                     break;
                 }
                 Err(_) => {
                     debug!(remote = %self.remote, "TCP write timed out");
-                    failed = true;
                     break;
                 }
             }
-        }
-        if !failed {
-            let _ = tokio::time::timeout(FINAL_WRITE_TIMEOUT, writer.shutdown()).await;
         }
         // After the server task dropped the connection, the message has no receiver.
         let _ = self.closed.send(self.conn).await;
     }
 
-    /// Frames `first` and the packets queued behind it into `batch`.
+    /// Joins `first` and the bytes queued behind it into `batch`.
     fn gather(&mut self, first: Vec<u8>, batch: &mut Vec<u8>) {
         batch.clear();
-        frame_into(&first, batch);
+        batch.extend_from_slice(&first);
         while batch.len() < MAX_WRITE_BATCH {
-            let Ok(packet) = self.outgoing.try_recv() else {
+            let Ok(more) = self.outgoing.try_recv() else {
                 break;
             };
-            frame_into(&packet, batch);
+            batch.extend_from_slice(&more);
         }
     }
 }
 
-/// Appends the length prefix and `packet` to `out`. Sessions never produce packets longer
-/// than the prefix can express; such a packet is dropped.
+/// Writes all of `bytes`, waiting while the socket's buffer is full.
+async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(count) => bytes = &bytes[count..],
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// Appends the length prefix and `packet` to `out`.
+#[cfg(test)]
 fn frame_into(packet: &[u8], out: &mut Vec<u8>) {
-    let Ok(len) = u16::try_from(packet.len()) else {
-        debug!(
-            len = packet.len(),
-            "dropped a packet too long for TCP framing"
-        );
-        return;
-    };
+    let len = u16::try_from(packet.len()).expect("test packets fit the length prefix");
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(packet);
 }
@@ -368,7 +444,7 @@ fn frame_len(stream: &[u8], max_len: usize) -> Result<usize, FrameError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncReadExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn framed(packets: &[&[u8]]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -593,13 +669,15 @@ mod tests {
         }
         assert_eq!(packets, vec![b"\x38first".to_vec(), b"second".to_vec()]);
 
-        assert!(connection.send(b"reply"));
+        assert_eq!(connection.push(b"reply"), Some(true));
+        assert_eq!(connection.push(b"more"), Some(false));
+        assert!(connection.flush());
         drop(connection);
         // The dropped connection ends the wait for more data.
         assert!(matches!(readable.await, (5, ReadEvent::Dropped)));
         let mut written = Vec::new();
         client.read_to_end(&mut written).await.unwrap();
-        assert_eq!(written, framed(&[b"reply"]));
+        assert_eq!(written, framed(&[b"reply", b"more"]));
         assert_eq!(closed_rx.recv().await, Some(5));
     }
 
@@ -647,14 +725,74 @@ mod tests {
         let (mut client, stream, remote) = accepted().await;
         let (closed_tx, mut closed_rx) = mpsc::channel(8);
         let mut tasks = JoinSet::new();
-        let (connection, _readable) = spawn(&mut tasks, stream, 3, remote, closed_tx);
+        let (mut connection, readable) = spawn(&mut tasks, stream, 3, remote, closed_tx);
 
-        assert!(connection.send(b"AUTH_FAILED"));
-        assert!(connection.send(b"RESTART"));
+        // Dropping the connection writes what was pushed without a flush.
+        assert_eq!(connection.push(b"AUTH_FAILED"), Some(true));
+        assert_eq!(connection.push(b"RESTART"), Some(false));
         drop(connection);
+        drop(readable);
         let mut written = Vec::new();
         client.read_to_end(&mut written).await.unwrap();
         assert_eq!(written, framed(&[b"AUTH_FAILED", b"RESTART"]));
         assert_eq!(closed_rx.recv().await, Some(3));
+    }
+
+    #[tokio::test]
+    async fn slow_reader_gets_whole_packets_in_order() {
+        let (mut client, stream, remote) = accepted().await;
+        let (closed_tx, _closed_rx) = mpsc::channel(8);
+        let mut tasks = JoinSet::new();
+        let (mut connection, readable) = spawn(&mut tasks, stream, 6, remote, closed_tx);
+
+        // Far more than the socket buffers take, so writes go partial, then to the queue,
+        // and the queue fills.
+        let mut accepted = Vec::new();
+        for index in 0..400u32 {
+            let mut packet = vec![(index % 251) as u8; 60_000];
+            packet[..4].copy_from_slice(&index.to_be_bytes());
+            assert_eq!(connection.push(&packet), Some(true));
+            if connection.flush() {
+                accepted.push(index);
+            }
+        }
+        assert!(accepted.len() < 400, "the queue never filled");
+        drop(connection);
+        drop(readable);
+
+        let mut written = Vec::new();
+        client.read_to_end(&mut written).await.unwrap();
+        let mut decoder = FrameDecoder::default();
+        let mut received = Vec::new();
+        decoder
+            .decode(&mut written, MAX_PACKET, |packet| {
+                let index = u32::from_be_bytes(packet[..4].try_into().unwrap());
+                assert_eq!(packet.len(), 60_000);
+                assert!(packet[4..].iter().all(|&byte| byte == (index % 251) as u8));
+                received.push(index);
+                Some(MAX_PACKET)
+            })
+            .unwrap();
+        assert_eq!(decoder.buffered_len(), 0);
+        assert_eq!(received, accepted);
+    }
+
+    #[tokio::test]
+    async fn write_task_reports_failed_write() {
+        let (client, stream, remote) = accepted().await;
+        let (closed_tx, mut closed_rx) = mpsc::channel(8);
+        let mut tasks = JoinSet::new();
+        let (mut connection, _readable) = spawn(&mut tasks, stream, 8, remote, closed_tx);
+        // The closed socket answers the first write with a reset, which fails a later write.
+        drop(client);
+        let packet = vec![1u8; 60_000];
+        let mut sent = 0;
+        while sent < 100 && closed_rx.try_recv().is_err() {
+            connection.push(&packet);
+            connection.flush();
+            sent += 1;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(sent < 100, "the failed write was not reported");
     }
 }
