@@ -274,6 +274,35 @@ fn serve_creates_devices_and_removes_them_on_sigterm() {
     assert_eq!(namespace.ip(&["-4", "route", "show", "10.9.0.0/24"]), "");
 }
 
+/// A TUN device with offload may hand the daemon a GSO packet of up to 64 KiB. The daemon
+/// splits it into at most 128 segments, so the device must make the kernel segment larger
+/// ones itself, or downloads to clients with a small MSS would lose those packets.
+#[test]
+fn serve_limits_gso_segments_of_offload_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = gateway(dir.path());
+    let log = dir.path().join("serve.log");
+    let mut namespace = Namespace::new();
+    namespace.serve(&config, &log, &[]);
+    wait_for("the office server to start", &log, || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.lines()
+            .any(|line| line.contains("SSL server started") && line.contains("svpn-office"))
+    });
+
+    let started = std::fs::read_to_string(&log).unwrap();
+    let line = started
+        .lines()
+        .find(|line| line.contains("SSL server started") && line.contains("svpn-office"))
+        .unwrap();
+    assert!(
+        line.contains("offload=true"),
+        "the kernel refused TUN offload (IFF_VNET_HDR and TUNSETOFFLOAD):\n{started}"
+    );
+    let details = namespace.ip(&["-d", "link", "show", "dev", "svpn-office"]);
+    assert!(details.contains("gso_max_segs 128 "), "{details}");
+}
+
 #[test]
 fn serve_stops_on_sigint() {
     let dir = tempfile::tempdir().unwrap();

@@ -12,12 +12,14 @@ mod driven;
 mod error;
 mod gateway;
 mod identity;
+mod netlink;
 pub mod pool;
 mod server;
 mod sessions;
 mod tcp;
 mod timers;
 mod tun;
+mod tun_batch;
 mod udp;
 
 use std::path::Path;

@@ -28,7 +28,8 @@ use super::identity::{self, UsersWatch};
 use super::sessions::{CheckResult, ConnId, Io, Link, MAX_HANDSHAKING, Sessions, Traffic};
 use super::tcp::{self, Connection, ReadEvent, Readable, Reader};
 use super::tun;
-use super::udp::{MAX_DATAGRAM, RECEIVE_SLOTS, ReceiveBatch, SendBatch, UdpListener};
+use super::tun_batch::{self, TunReceive, TunSendBatch};
+use super::udp::{RECEIVE_SLOTS, ReceiveBatch, SendBatch, UdpListener};
 
 /// Data-channel ciphers offered to clients that negotiate (OpenVPN 2.5 and later), best
 /// first; the configured fallback cipher follows them.
@@ -55,7 +56,8 @@ const MAX_TCP_CONNECTIONS_PER_SOURCE: usize = 16;
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(2);
 /// Datagrams handled per wake before the task looks at its other inputs again.
 const UDP_BATCH: usize = 64;
-/// Packets read from the TUN device per wake before the task looks at its other inputs again.
+/// Packets read from the TUN device per wake before the task looks at its other inputs
+/// again. One read may return many, as the segments of a GSO packet.
 const TUN_BATCH: usize = 64;
 
 /// The socket clients connect to.
@@ -112,6 +114,7 @@ pub(crate) struct Server {
 /// The event that woke the task.
 enum Wake {
     Stop,
+    /// The number of packets one read of the TUN device returned.
     Tun(io::Result<usize>),
     /// The number of slots of the receive batch that contain datagrams.
     Datagram(io::Result<usize>),
@@ -214,6 +217,7 @@ impl Server {
             protocol = %self.config.protocol,
             address = %self.address,
             device = %self.device_name,
+            offload = self.device.tcp_gso(),
             tunnel_address = %server_address(self.config.client_cidr),
             client_cidr = %self.config.client_cidr,
             "SSL server started"
@@ -226,10 +230,11 @@ impl Server {
             Listener::Udp(_) => Vec::new(),
         };
         let mut tasks = JoinSet::new();
-        let mut tun_buffer = vec![0u8; MAX_DATAGRAM];
+        let mut tun_receive = TunReceive::new();
         let mut udp_batch = ReceiveBatch::new();
         let mut sends = SendBatch::default();
         let mut flushes = Vec::new();
+        let mut tun_sends = TunSendBatch::new();
         let mut crl_poll = tokio::time::interval(CRL_POLL_INTERVAL);
         crl_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut failures = Failures::default();
@@ -240,7 +245,7 @@ impl Server {
             let deadline = self.sessions.next_deadline();
             let wake = tokio::select! {
                 _ = stop.changed() => Wake::Stop,
-                read = self.device.recv(&mut tun_buffer) => Wake::Tun(read),
+                read = tun_receive.receive(&self.device) => Wake::Tun(read),
                 received = receive(&self.listener, &mut udp_batch) => Wake::Datagram(received),
                 accepted = accept(&self.listener) => Wake::Accepted(accepted),
                 Some((conn, event)) = readers.next(), if !readers.is_empty() => {
@@ -269,21 +274,35 @@ impl Server {
                 failures: &mut failures,
                 sends: &mut sends,
                 flushes: &mut flushes,
+                tun_sends: &mut tun_sends,
             };
             match wake {
                 Wake::Stop => break Ok(()),
-                Wake::Tun(Ok(len)) => {
-                    self.sessions
-                        .route_from_tun(&mut io, &tun_buffer[..len], now);
-                    // Packets already queued are read without waiting. An error other than
-                    // an empty queue returns on the next wake, which reports it.
-                    for _ in 1..TUN_BATCH {
-                        let Ok(len) = self.device.try_recv(&mut tun_buffer) else {
-                            break;
-                        };
-                        self.sessions
-                            .route_from_tun(&mut io, &tun_buffer[..len], now);
+                Wake::Tun(Ok(count)) => {
+                    let mut handled = count;
+                    for packet in tun_receive.packets(count) {
+                        self.sessions.route_from_tun(&mut io, packet, now);
                     }
+                    // Packets already queued are read without waiting, until the queue is
+                    // empty. A device error returns on the next wake, which reports it.
+                    while handled < TUN_BATCH {
+                        match tun_receive.try_receive(&self.device) {
+                            Ok(count) => {
+                                handled += count;
+                                for packet in tun_receive.packets(count) {
+                                    self.sessions.route_from_tun(&mut io, packet, now);
+                                }
+                            }
+                            Err(error) if tun_batch::is_packet_error(&error) => {
+                                handled += 1;
+                                io.failures.note("TUN read", &error);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Wake::Tun(Err(error)) if tun_batch::is_packet_error(&error) => {
+                    io.failures.note("TUN read", &error);
                 }
                 Wake::Tun(Err(error)) => {
                     break Err(ServeError::Device {
@@ -409,7 +428,7 @@ impl Server {
                     self.config = config;
                 }
             }
-            // Sends the datagrams this wake queued.
+            // Sends the datagrams and writes the TUN packets this wake queued.
             drop(io);
             self.spawn_password_checks(&mut checks, &results_tx);
         };
@@ -422,6 +441,7 @@ impl Server {
             failures: &mut failures,
             sends: &mut sends,
             flushes: &mut flushes,
+            tun_sends: &mut tun_sends,
         };
         if self.sessions.len() > 0 {
             info!(
@@ -671,8 +691,8 @@ impl Failures {
 
 /// The [`Io`] of a running SSL server for one wake of its task. Writes never wait: a full
 /// socket buffer, TUN queue or connection queue drops the packet, as a congested link would.
-/// UDP datagrams wait in `sends`, and TCP packets in their connection, until the value is
-/// dropped.
+/// UDP datagrams wait in `sends`, TCP packets in their connection and TUN packets in
+/// `tun_sends` until the value is dropped.
 struct Outputs<'a> {
     listener: &'a Listener,
     device: &'a AsyncDevice,
@@ -681,12 +701,15 @@ struct Outputs<'a> {
     sends: &'a mut SendBatch,
     /// Connections with packets to write when the value is dropped.
     flushes: &'a mut Vec<ConnId>,
+    tun_sends: &'a mut TunSendBatch,
 }
 
 impl Drop for Outputs<'_> {
     fn drop(&mut self) {
+        let failures = &mut *self.failures;
+        self.tun_sends
+            .flush(self.device, &mut |error| failures.note("TUN write", error));
         if let Listener::Udp(socket) = self.listener {
-            let failures = &mut *self.failures;
             self.sends
                 .flush(socket, &mut |error| failures.note("UDP send", error));
         }
@@ -740,8 +763,9 @@ impl Io for Outputs<'_> {
     }
 
     fn write_tun(&mut self, packet: &[u8]) {
-        if let Err(error) = self.device.try_send(packet) {
-            self.failures.note("TUN write", &error);
-        }
+        let failures = &mut *self.failures;
+        self.tun_sends.push(self.device, packet, &mut |error| {
+            failures.note("TUN write", error)
+        });
     }
 }

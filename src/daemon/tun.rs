@@ -14,6 +14,9 @@ use std::net::Ipv4Addr;
 use siphasher::sip::SipHasher13;
 use tun_rs::{AsyncDevice, DeviceBuilder};
 
+use super::netlink;
+use super::tun_batch::RECEIVE_SEGMENTS;
+
 /// MTU of every TUN device, as OpenVPN's default `tun-mtu`.
 pub(crate) const MTU: u16 = 1500;
 
@@ -46,14 +49,46 @@ pub(crate) fn device_name(server: &str) -> String {
 }
 
 /// Creates the device, sets its address, netmask and MTU, and brings it up.
+///
+/// The device uses TUN offload when the kernel allows it. Every read and write then starts
+/// with a virtio-net header. A read may return a TCP or UDP packet of up to 64 KiB that the
+/// kernel did not segment (GSO), and a write may pass the segments of one flow coalesced
+/// into one packet (GRO). `AsyncDevice::tcp_gso` returns whether the device has offload.
 pub(crate) fn create(name: &str, address: Ipv4Addr, prefix_len: u8) -> io::Result<AsyncDevice> {
-    let device = DeviceBuilder::new()
+    let device = match create_with_offload(name, address, prefix_len) {
+        Ok(device) => device,
+        Err(error) => {
+            tracing::debug!(
+                device = name,
+                %error,
+                "TUN offload is unavailable, so the device is created without it"
+            );
+            build(name, address, prefix_len, false)?
+        }
+    };
+    disable_ipv6(name);
+    Ok(device)
+}
+
+/// Creates the device with offload and limits its GSO packets to [`RECEIVE_SEGMENTS`]
+/// segments, as many as one read can split a packet into. An error removes the device.
+fn create_with_offload(name: &str, address: Ipv4Addr, prefix_len: u8) -> io::Result<AsyncDevice> {
+    let device = build(name, address, prefix_len, true)?;
+    if !device.tcp_gso() {
+        return Err(io::Error::other("the device has no virtio-net header"));
+    }
+    let segments = u32::try_from(RECEIVE_SEGMENTS).unwrap_or(u32::MAX);
+    netlink::set_gso_max_segs(device.if_index()?, segments)?;
+    Ok(device)
+}
+
+fn build(name: &str, address: Ipv4Addr, prefix_len: u8, offload: bool) -> io::Result<AsyncDevice> {
+    DeviceBuilder::new()
         .name(name)
         .ipv4(address, prefix_len, None)
         .mtu(MTU)
-        .build_async()?;
-    disable_ipv6(name);
-    Ok(device)
+        .offload(offload)
+        .build_async()
 }
 
 /// Turns IPv6 off on the device, so the kernel sends no router solicitations or other IPv6
