@@ -591,13 +591,13 @@ fn read_connection(
     now: Instant,
 ) -> Option<Readable> {
     for _ in 0..TCP_READS {
-        let count = match reader.try_read(buffer) {
-            Ok(0) => {
+        let (count, emptied) = match reader.try_read(buffer) {
+            Ok((0, _)) => {
                 sessions.connection_lost(io, conn, now);
                 io.connections.remove(&conn);
                 return None;
             }
-            Ok(count) => count,
+            Ok(read) => read,
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
             Err(error) => {
                 if let Some(connection) = io.connections.remove(&conn) {
@@ -629,6 +629,9 @@ fn read_connection(
             sessions.connection_lost(io, conn, now);
             io.connections.remove(&conn);
             return None;
+        }
+        if emptied {
+            break;
         }
     }
     let received = io.connections.get(&conn)?.received();

@@ -213,10 +213,28 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
-    /// Reads the data in the socket's buffer without waiting. Fails with `WouldBlock` when
-    /// the buffer is empty.
-    pub(crate) fn try_read(&self, buffer: &mut [u8]) -> io::Result<usize> {
-        self.stream.try_read(buffer)
+    /// Reads the data in the socket's buffer without waiting. Returns the number of bytes
+    /// read, 0 at the end of the stream, and whether the read emptied the socket's buffer.
+    /// Fails with `WouldBlock` when the buffer is empty.
+    ///
+    /// A read that does not fill `buffer` emptied the socket's buffer, so the readiness is
+    /// then cleared. The next wait then sleeps until data arrives instead of starting with a
+    /// read that finds nothing.
+    pub(crate) fn try_read(&self, buffer: &mut [u8]) -> io::Result<(usize, bool)> {
+        let mut emptied = None;
+        let read = self.stream.try_io(tokio::io::Interest::READABLE, || {
+            let count = self.stream.try_read(buffer)?;
+            if count > 0 && count < buffer.len() {
+                emptied = Some(count);
+                // tokio clears the readiness on WouldBlock, unless data arrived since.
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(count)
+        });
+        match emptied {
+            Some(count) => Ok((count, true)),
+            None => read.map(|count| (count, false)),
+        }
     }
 
     /// Waits for the next data. `received` ends the first packet's deadline.
@@ -639,7 +657,7 @@ mod tests {
         let ReadEvent::Ready(reader) = event else {
             panic!("expected data, got {event:?}");
         };
-        let count = reader.try_read(buffer).unwrap();
+        let (count, _) = reader.try_read(buffer).unwrap();
         (reader, count)
     }
 
@@ -679,6 +697,51 @@ mod tests {
         client.read_to_end(&mut written).await.unwrap();
         assert_eq!(written, framed(&[b"reply", b"more"]));
         assert_eq!(closed_rx.recv().await, Some(5));
+    }
+
+    #[tokio::test]
+    async fn emptying_read_waits_for_new_data() {
+        let (mut client, stream, remote) = accepted().await;
+        let (closed_tx, _closed_rx) = mpsc::channel(8);
+        let mut tasks = JoinSet::new();
+        let (_connection, readable) = spawn(&mut tasks, stream, 2, remote, closed_tx);
+        let mut buffer = vec![0u8; READ_BUFFER];
+
+        client.write_all(b"first").await.unwrap();
+        let mut readable = readable;
+        let mut reader = loop {
+            let (_, event) = readable.await;
+            let ReadEvent::Ready(reader) = event else {
+                panic!("expected data, got {event:?}");
+            };
+            match reader.try_read(&mut buffer) {
+                Ok(read) => {
+                    assert_eq!(read, (5, true));
+                    break reader;
+                }
+                Err(error) => {
+                    assert_eq!(error.kind(), io::ErrorKind::WouldBlock);
+                    readable = reader.readable(2, true);
+                }
+            }
+        };
+
+        // The emptying read cleared the readiness, so the wait lasts until new data.
+        for word in [&b"second"[..], b"third!"] {
+            let wait = reader.readable(2, true);
+            tokio::pin!(wait);
+            let early = tokio::time::timeout(Duration::from_millis(50), &mut wait).await;
+            assert!(early.is_err(), "the wait ended without new data");
+            client.write_all(word).await.unwrap();
+            let (_, event) = wait.await;
+            let ReadEvent::Ready(next) = event else {
+                panic!("expected data, got {event:?}");
+            };
+            let read = next.try_read(&mut buffer).unwrap();
+            assert_eq!(read, (word.len(), true));
+            assert_eq!(&buffer[..word.len()], word);
+            reader = next;
+        }
     }
 
     #[tokio::test]
