@@ -130,9 +130,9 @@ pub(super) struct TunSendBatch {
 
 impl TunSendBatch {
     pub(super) fn new() -> Self {
-        let slots = (0..SEND_SLOTS)
-            .map(|_| Slot(Vec::with_capacity(SLOT_CAPACITY)))
-            .collect();
+        // Each slot gets its capacity when first used, so an idle server keeps only the
+        // slots its busiest wake needed.
+        let slots = (0..SEND_SLOTS).map(|_| Slot(Vec::new())).collect();
         Self {
             slots,
             queued: 0,
@@ -170,6 +170,8 @@ impl TunSendBatch {
         }
         let slot = &mut self.slots[self.queued].0;
         slot.clear();
+        // GRO coalesces into a slot only as far as its capacity allows.
+        slot.reserve_exact(SLOT_CAPACITY);
         slot.resize(SEND_OFFSET, 0);
         slot.extend_from_slice(packet);
         self.queued += 1;
@@ -325,6 +327,15 @@ mod tests {
         batch.queue(&short).unwrap();
 
         assert_eq!(&batch.slots[0].0[SEND_OFFSET..], &short[..]);
+    }
+
+    #[test]
+    fn slots_get_capacity_on_first_use() {
+        let mut batch = TunSendBatch::new();
+        assert!(batch.slots.iter().all(|slot| slot.0.capacity() == 0));
+        batch.queue(&tcp_segment(FIRST_SEQUENCE, b"abc")).unwrap();
+        assert!(batch.slots[0].0.capacity() >= SLOT_CAPACITY);
+        assert_eq!(batch.slots[1].0.capacity(), 0);
     }
 
     #[test]
