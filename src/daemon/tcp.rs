@@ -37,7 +37,7 @@ pub(crate) const MAX_PACKET: usize = u16::MAX as usize;
 pub(crate) const FIRST_PACKET_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client that reads nothing for this long while packets wait is disconnected.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Bytes waiting for one connection, about 300 full-size packets. The packets of a wake that
+/// Bytes waiting for one connection, about 340 full-size packets. The packets of a wake that
 /// would exceed it are dropped, as a congested UDP path would drop them.
 const MAX_QUEUED_BYTES: usize = 512 * 1024;
 /// Size of the buffer the SSL server's task reads every connection into.
