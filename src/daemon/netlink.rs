@@ -139,10 +139,7 @@ mod tests {
     #[test]
     fn reads_gso_max_segs_among_unknown_attributes() {
         // IFLA_AF_SPEC (26) with contents no parser would accept.
-        let reply = new_link(&[
-            (26, &[0xff; 7]),
-            (IFLA_GSO_MAX_SEGS, &128u32.to_ne_bytes()),
-        ]);
+        let reply = new_link(&[(26, &[0xff; 7]), (IFLA_GSO_MAX_SEGS, &128u32.to_ne_bytes())]);
         assert_eq!(gso_max_segs_of(&reply).unwrap(), Some(128));
     }
 
