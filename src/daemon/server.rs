@@ -278,27 +278,28 @@ impl Server {
             };
             match wake {
                 Wake::Stop => break Ok(()),
-                Wake::Tun(Ok(count)) => {
-                    let mut handled = count;
-                    for packet in tun_receive.packets(count) {
-                        self.sessions.route_from_tun(&mut io, packet, now);
-                    }
+                Wake::Tun(Ok(first)) => {
+                    let mut count = first;
+                    let mut handled = 0;
                     // Packets already queued are read without waiting, until the queue is
                     // empty. A device error returns on the next wake, which reports it.
-                    while handled < TUN_BATCH {
-                        match tun_receive.try_receive(&self.device) {
-                            Ok(count) => {
-                                handled += count;
-                                for packet in tun_receive.packets(count) {
-                                    self.sessions.route_from_tun(&mut io, packet, now);
-                                }
-                            }
+                    loop {
+                        for packet in tun_receive.packets(count) {
+                            self.sessions.route_from_tun(&mut io, packet, now);
+                        }
+                        // A read that lost its packet counts as one.
+                        handled += count.max(1);
+                        if handled >= TUN_BATCH {
+                            break;
+                        }
+                        count = match tun_receive.try_receive(&self.device) {
+                            Ok(count) => count,
                             Err(error) if tun_batch::is_packet_error(&error) => {
-                                handled += 1;
                                 io.failures.note("TUN read", &error);
+                                0
                             }
                             Err(_) => break,
-                        }
+                        };
                     }
                 }
                 Wake::Tun(Err(error)) if tun_batch::is_packet_error(&error) => {
@@ -616,10 +617,11 @@ fn read_connection(
         let max_packet = connection.max_packet();
         let mut decoder = connection.take_decoder();
         let decoded = decoder.decode(&mut buffer[..count], max_packet, |packet| {
-            io.connections.get_mut(&conn)?.mark_received();
             sessions.receive_stream(io, link, packet, now);
             // The session may have closed the connection.
-            Some(io.connections.get(&conn)?.max_packet())
+            let connection = io.connections.get_mut(&conn)?;
+            connection.mark_received();
+            Some(connection.max_packet())
         });
         // A connection closed while its packets were delivered is gone with its decoder.
         io.connections.get_mut(&conn)?.put_decoder(decoder);

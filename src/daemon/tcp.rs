@@ -642,13 +642,33 @@ mod tests {
         assert_eq!(out, vec![0, 3, b'x', b'y', b'z']);
     }
 
-    async fn accepted() -> (TcpStream, TcpStream, SocketAddr) {
+    /// A loopback connection accepted and started as the server task starts one.
+    struct Spawned {
+        client: TcpStream,
+        connection: Connection,
+        readable: Readable,
+        /// Ends reported by the write task.
+        closed: mpsc::Receiver<ConnId>,
+        /// The write task, which runs while this is kept.
+        tasks: JoinSet<()>,
+    }
+
+    async fn spawned(conn: ConnId) -> Spawned {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
         let (stream, remote) = listener.accept().await.unwrap();
-        (client, stream, remote)
+        let (closed_tx, closed) = mpsc::channel(8);
+        let mut tasks = JoinSet::new();
+        let (connection, readable) = spawn(&mut tasks, stream, conn, remote, closed_tx);
+        Spawned {
+            client,
+            connection,
+            readable,
+            closed,
+            tasks,
+        }
     }
 
     /// Waits for `readable` and reads what it reports, as the server task does.
@@ -663,10 +683,13 @@ mod tests {
 
     #[tokio::test]
     async fn connection_reads_packets_and_writes_replies() {
-        let (mut client, stream, remote) = accepted().await;
-        let (closed_tx, mut closed_rx) = mpsc::channel(8);
-        let mut tasks = JoinSet::new();
-        let (mut connection, readable) = spawn(&mut tasks, stream, 5, remote, closed_tx);
+        let Spawned {
+            mut client,
+            mut connection,
+            readable,
+            mut closed,
+            tasks: _tasks,
+        } = spawned(5).await;
 
         let sent = framed(&[b"\x38first", b"second"]);
         client.write_all(&sent).await.unwrap();
@@ -696,15 +719,18 @@ mod tests {
         let mut written = Vec::new();
         client.read_to_end(&mut written).await.unwrap();
         assert_eq!(written, framed(&[b"reply", b"more"]));
-        assert_eq!(closed_rx.recv().await, Some(5));
+        assert_eq!(closed.recv().await, Some(5));
     }
 
     #[tokio::test]
     async fn emptying_read_waits_for_new_data() {
-        let (mut client, stream, remote) = accepted().await;
-        let (closed_tx, _closed_rx) = mpsc::channel(8);
-        let mut tasks = JoinSet::new();
-        let (_connection, readable) = spawn(&mut tasks, stream, 2, remote, closed_tx);
+        let Spawned {
+            mut client,
+            connection: _connection,
+            readable,
+            closed: _closed,
+            tasks: _tasks,
+        } = spawned(2).await;
         let mut buffer = vec![0u8; READ_BUFFER];
 
         client.write_all(b"first").await.unwrap();
@@ -746,10 +772,13 @@ mod tests {
 
     #[tokio::test]
     async fn end_of_stream_reads_zero() {
-        let (client, stream, remote) = accepted().await;
-        let (closed_tx, _closed_rx) = mpsc::channel(8);
-        let mut tasks = JoinSet::new();
-        let (_connection, readable) = spawn(&mut tasks, stream, 9, remote, closed_tx);
+        let Spawned {
+            client,
+            connection: _connection,
+            readable,
+            closed: _closed,
+            tasks: _tasks,
+        } = spawned(9).await;
         drop(client);
         let mut buffer = [0u8; 16];
         let (_, count) = read_once(readable, &mut buffer).await;
@@ -758,10 +787,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn silent_connection_times_out() {
-        let (_client, stream, remote) = accepted().await;
-        let (closed_tx, _closed_rx) = mpsc::channel(8);
-        let mut tasks = JoinSet::new();
-        let (_connection, mut readable) = spawn(&mut tasks, stream, 4, remote, closed_tx);
+        let Spawned {
+            client: _client,
+            connection: _connection,
+            mut readable,
+            closed: _closed,
+            tasks: _tasks,
+        } = spawned(4).await;
         let started = tokio::time::Instant::now();
         // Readiness may be reported without data; the read then finds nothing, as in the
         // server task, and the wait goes on under the same deadline.
@@ -785,10 +817,13 @@ mod tests {
 
     #[tokio::test]
     async fn dropped_connection_writes_queued_packets() {
-        let (mut client, stream, remote) = accepted().await;
-        let (closed_tx, mut closed_rx) = mpsc::channel(8);
-        let mut tasks = JoinSet::new();
-        let (mut connection, readable) = spawn(&mut tasks, stream, 3, remote, closed_tx);
+        let Spawned {
+            mut client,
+            mut connection,
+            readable,
+            mut closed,
+            tasks: _tasks,
+        } = spawned(3).await;
 
         // Dropping the connection writes what was pushed without a flush.
         assert_eq!(connection.push(b"AUTH_FAILED"), Some(true));
@@ -798,15 +833,18 @@ mod tests {
         let mut written = Vec::new();
         client.read_to_end(&mut written).await.unwrap();
         assert_eq!(written, framed(&[b"AUTH_FAILED", b"RESTART"]));
-        assert_eq!(closed_rx.recv().await, Some(3));
+        assert_eq!(closed.recv().await, Some(3));
     }
 
     #[tokio::test]
     async fn slow_reader_gets_whole_packets_in_order() {
-        let (mut client, stream, remote) = accepted().await;
-        let (closed_tx, _closed_rx) = mpsc::channel(8);
-        let mut tasks = JoinSet::new();
-        let (mut connection, readable) = spawn(&mut tasks, stream, 6, remote, closed_tx);
+        let Spawned {
+            mut client,
+            mut connection,
+            readable,
+            closed: _closed,
+            tasks: _tasks,
+        } = spawned(6).await;
 
         // Far more than the socket buffers take, so writes go partial, then to the queue,
         // and the queue fills.
@@ -842,15 +880,18 @@ mod tests {
 
     #[tokio::test]
     async fn write_task_reports_failed_write() {
-        let (client, stream, remote) = accepted().await;
-        let (closed_tx, mut closed_rx) = mpsc::channel(8);
-        let mut tasks = JoinSet::new();
-        let (mut connection, _readable) = spawn(&mut tasks, stream, 8, remote, closed_tx);
-        // The closed socket answers the first write with a reset, which fails a later write.
+        let Spawned {
+            client,
+            mut connection,
+            readable: _readable,
+            mut closed,
+            tasks: _tasks,
+        } = spawned(8).await;
+        // The closed client sends a reset after the first write, so a later write fails.
         drop(client);
         let packet = vec![1u8; 60_000];
         let mut sent = 0;
-        while sent < 100 && closed_rx.try_recv().is_err() {
+        while sent < 100 && closed.try_recv().is_err() {
             connection.push(&packet);
             connection.flush();
             sent += 1;
