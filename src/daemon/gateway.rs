@@ -5,19 +5,20 @@
 //! goes through [`Files`], which validates it and writes the files, and then through
 //! [`RunningGateway::apply`], which brings the running servers in line with the new config.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::admin::files::{self, ConfigLock, Files};
 use crate::admin::{ApiError, ErrorKind, Reply, Request, ServerFields, ServerView};
-use crate::config::{Config, Protocol, SslServer};
+use crate::config::{Config, Gateway, Protocol, SslServer};
 
 use super::admission::Admission;
 use super::error::ServeError;
@@ -28,12 +29,103 @@ use super::tun;
 const CONTROL_QUEUE: usize = 16;
 /// Time a server task has to reply to a control request.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a stopped server's runtime waits for its blocking tasks (password checks).
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// One running SSL server task.
+/// One running SSL server, on a thread of its own.
 struct Handle {
     stop: watch::Sender<bool>,
     control: mpsc::Sender<Control>,
-    task: JoinHandle<Result<(), ServeError>>,
+    /// The server's result, sent when its thread has closed every socket and device.
+    done: oneshot::Receiver<Result<(), ServeError>>,
+}
+
+/// What the thread of one SSL server needs to start and run it.
+///
+/// Each SSL server runs on its own thread with a single-threaded runtime, so its sockets,
+/// its TUN device and its task are served by one thread, and a packet does not wait for
+/// another thread to wake up. Several SSL servers use several cores.
+struct ServerThread {
+    gateway: Gateway,
+    config: SslServer,
+    admission: Admission,
+    stop: watch::Receiver<bool>,
+    control: mpsc::Receiver<Control>,
+    failures: mpsc::UnboundedSender<Failure>,
+}
+
+impl ServerThread {
+    /// Starts the server and reports the outcome on `started`, serves until asked to stop,
+    /// and sends the result on `done` once the runtime has ended the server's tasks.
+    fn run(
+        self,
+        started: oneshot::Sender<Result<(), ServeError>>,
+        done: oneshot::Sender<Result<(), ServeError>>,
+    ) {
+        let Self {
+            gateway,
+            config,
+            admission,
+            stop,
+            control,
+            failures,
+        } = self;
+
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                let _ = started.send(Err(ServeError::Runtime(error)));
+                return;
+            }
+        };
+
+        let name = config.name.clone();
+        let stopped = stop.clone();
+        // A panic before this turns true reaches `start_server` through the dropped `started`.
+        let running = &Cell::new(false);
+        let served = panic::catch_unwind(AssertUnwindSafe(|| {
+            runtime.block_on(async move {
+                let server = match Server::start(&gateway, &config, admission).await {
+                    Ok(server) => server,
+                    Err(error) => {
+                        let _ = started.send(Err(error));
+                        return None;
+                    }
+                };
+                let _ = started.send(Ok(()));
+                running.set(true);
+                Some(server.run(stop, control).await)
+            })
+        }));
+
+        // Ends the write tasks of TCP connections and waits a moment for password checks.
+        runtime.shutdown_timeout(SHUTDOWN_TIMEOUT);
+        let result = match served {
+            Ok(Some(result)) => result,
+            Ok(None) => return,
+            Err(_) if !running.get() => return,
+            Err(_) => Err(ServeError::Task(format!(
+                "SSL server {name:?} panicked; the log shows where"
+            ))),
+        };
+
+        if *stopped.borrow() {
+            let _ = done.send(result);
+            return;
+        }
+        let error = match result {
+            Ok(()) => ServeError::Task(format!("SSL server {name:?} stopped by itself")),
+            Err(error) => error,
+        };
+        let _ = failures.send(Failure {
+            server: name,
+            error,
+        });
+        let _ = done.send(Ok(()));
+    }
 }
 
 /// An SSL server task that ended without being asked to.
@@ -102,30 +194,36 @@ impl RunningGateway {
     }
 
     async fn start_server(&mut self, config: &SslServer) -> Result<(), ServeError> {
-        let server = Server::start(&self.config.gateway, config, self.admission.clone()).await?;
         let (stop, stop_rx) = watch::channel(false);
         let (control, control_rx) = mpsc::channel(CONTROL_QUEUE);
-        let failures = self.failures.clone();
-        let name = config.name.clone();
-        let task = tokio::spawn(async move {
-            let result = server.run(stop_rx.clone(), control_rx).await;
-            if !*stop_rx.borrow() {
-                let error = match result {
-                    Ok(()) => ServeError::Task(format!("SSL server {name:?} stopped by itself")),
-                    Err(error) => error,
-                };
-                let _ = failures.send(Failure {
-                    server: name,
-                    error,
-                });
-                return Ok(());
+        let (started_tx, started) = oneshot::channel();
+        let (done_tx, done) = oneshot::channel();
+        let thread = ServerThread {
+            gateway: self.config.gateway.clone(),
+            config: config.clone(),
+            admission: self.admission.clone(),
+            stop: stop_rx,
+            control: control_rx,
+            failures: self.failures.clone(),
+        };
+        std::thread::Builder::new()
+            .name(tun::device_name(&config.name))
+            .spawn(move || thread.run(started_tx, done_tx))
+            .map_err(ServeError::Runtime)?;
+        match started.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(error),
+            Err(_) => {
+                return Err(ServeError::Task(format!(
+                    "SSL server {:?} panicked while starting",
+                    config.name
+                )));
             }
-            result
-        });
+        }
         let handle = Handle {
             stop,
             control,
-            task,
+            done,
         };
         self.servers.insert(config.name.clone(), handle);
         Ok(())
@@ -136,9 +234,11 @@ impl RunningGateway {
             return Ok(());
         };
         let _ = handle.stop.send(true);
-        match handle.task.await {
+        match handle.done.await {
             Ok(result) => result,
-            Err(error) => Err(ServeError::Task(error.to_string())),
+            Err(_) => Err(ServeError::Task(format!(
+                "SSL server {name:?} panicked; the log shows where"
+            ))),
         }
     }
 
