@@ -5,13 +5,13 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::gateway::{CONNECT_TIMEOUT, Gateway, Server, sslvpn, tunnel_address};
+use common::gateway::{CONNECT_TIMEOUT, Gateway, Server, sslvpn, tunnel_address, wait_connected};
 use common::openvpn::INITIALIZED;
 use common::{BedConfig, Ns, Process, TestBed, require_root_and_tools};
 use ipnet::Ipv4Net;
@@ -635,4 +635,162 @@ fn loopback_api_needs_the_bearer_token() {
     assert!(listed.starts_with("200"), "{listed}");
     assert!(listed.contains("\"common_name\":\"alice\""), "{listed}");
     assert!(listed.contains("\"common_name\":\"bob\""), "{listed}");
+}
+
+/// What the daemon logs when a changed server fails to start, when a retry fails, and when a
+/// retry starts it.
+const COULD_NOT_START: &str = "SSL server could not start; next attempt in 5 s";
+const STILL_CANNOT_START: &str = "SSL server still cannot start";
+const STARTED_BY_RETRY: &str = "SSL server started after";
+
+/// Waits until `count` log lines of `process` contain `needle` and returns the last of them.
+fn expect_lines(process: &mut Process, needle: &str, count: usize, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let log = process.log();
+        let lines: Vec<&str> = log.lines().filter(|line| line.contains(needle)).collect();
+        if lines.len() >= count {
+            return lines[count - 1].to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{count} line(s) containing {needle:?} expected, found {}:\n{}",
+            lines.len(),
+            process.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Listens on TCP 0.0.0.0:`port` in the gateway namespace, so that a server of the
+/// gateway cannot bind it until the listener is dropped.
+fn take_port(gateway: &Gateway, port: u16) -> TcpListener {
+    gateway.bed.run_inside(Ns::Gateway, || {
+        TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).expect("bind the port to take")
+    })
+}
+
+/// Moves `office` from TCP `from` to `to` in the config file and sends SIGHUP, so the daemon
+/// applies the change without the admin API's listener check.
+fn move_office_by_sighup(gateway: &mut Gateway, from: u16, to: u16) {
+    let path = gateway.config_path().to_owned();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let edited = text.replacen(&format!("port = {from}\n"), &format!("port = {to}\n"), 1);
+    assert_ne!(edited, text, "no `port = {from}` line in:\n{text}");
+    std::fs::write(&path, edited).unwrap();
+    gateway.daemon().signal(libc::SIGHUP);
+}
+
+fn list_servers(gateway: &Gateway) -> String {
+    sslvpn(&["server", "list", "--config", gateway.config()])
+}
+
+#[test]
+fn failed_start_is_retried() {
+    let mut gateway = Gateway::new("admretry", &[Server::default()]);
+    let holder = take_port(&gateway, 1196);
+    move_office_by_sighup(&mut gateway, 1194, 1196);
+    let failed = gateway
+        .daemon()
+        .expect_line(COULD_NOT_START, Duration::from_secs(10));
+    let failed_seen = Instant::now();
+    assert!(failed.contains("office"), "{failed}");
+    assert!(failed.contains(":1196"), "{failed}");
+    let listed = list_servers(&gateway);
+    assert!(
+        listed.contains("not running, next start attempt in"),
+        "{listed}"
+    );
+
+    // The first retry, 5 s after the failure, finds the port still taken.
+    let again = gateway
+        .daemon()
+        .expect_line(STILL_CANNOT_START, Duration::from_secs(15));
+    let again_seen = Instant::now();
+    assert!(again.contains("next attempt in 10 s"), "{again}");
+    assert!(again.contains(":1196"), "{again}");
+    let waited = again_seen - failed_seen;
+    assert!(waited >= Duration::from_secs(4), "retried after {waited:?}");
+    assert!(!gateway.daemon().log().contains(STARTED_BY_RETRY));
+
+    // The second retry, 10 s after the first, starts the server with no further change.
+    drop(holder);
+    let started = gateway
+        .daemon()
+        .expect_line(STARTED_BY_RETRY, Duration::from_secs(20));
+    let waited = again_seen.elapsed();
+    assert!(started.contains("after 2 failed attempt(s)"), "{started}");
+    assert!(started.contains("office"), "{started}");
+    assert!(waited >= Duration::from_secs(8), "retried after {waited:?}");
+    let listed = list_servers(&gateway);
+    assert!(!listed.contains("not running"), "{listed}");
+    assert!(listed.contains("tcp/1196"), "{listed}");
+    assert!(listed.contains("0 session(s)"), "{listed}");
+
+    let profile = gateway.profile("office", "alice");
+    let mut client = gateway.connect(&profile, &[]);
+    wait_connected(&mut client);
+    assert_eq!(gateway.ping_host(3), 3);
+}
+
+#[test]
+fn change_and_delete_replace_pending_retry() {
+    let mut gateway = Gateway::new("admreplace", &[Server::default()]);
+    let holder = take_port(&gateway, 1196);
+    move_office_by_sighup(&mut gateway, 1194, 1196);
+    gateway
+        .daemon()
+        .expect_line(COULD_NOT_START, Duration::from_secs(10));
+
+    // A change while the port is still taken fails with the error and starts the backoff over.
+    let config = gateway.config().to_owned();
+    let modify = [
+        "server", "modify", "--config", &config, "--name", "office", "--cipher",
+    ];
+    let output = run_sslvpn(&[&modify[..], &["AES-256-CBC"]].concat());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{output:?}");
+    assert!(stderr.contains("cannot listen on tcp"), "{stderr}");
+    assert!(stderr.contains(":1196"), "{stderr}");
+    let log = gateway.daemon().log();
+    assert_eq!(log.matches(COULD_NOT_START).count(), 2, "{log}");
+    assert!(!log.contains(STILL_CANNOT_START), "{log}");
+
+    // A change once the port is free starts the server at once, before its retry is due.
+    drop(holder);
+    sslvpn(&[&modify[..], &["AES-128-CBC"]].concat());
+    let listed = list_servers(&gateway);
+    assert!(!listed.contains("not running"), "{listed}");
+    assert!(listed.contains("cipher AES-128-CBC"), "{listed}");
+    let log = gateway.daemon().log();
+    assert!(
+        log.contains("SSL server changed while not running"),
+        "{log}"
+    );
+    assert!(!log.contains(STARTED_BY_RETRY), "{log}");
+
+    // A delete ends a pending retry, so no attempt follows once its time has passed.
+    let holder = take_port(&gateway, 1197);
+    move_office_by_sighup(&mut gateway, 1196, 1197);
+    expect_lines(
+        gateway.daemon(),
+        COULD_NOT_START,
+        3,
+        Duration::from_secs(10),
+    );
+    sslvpn(&[
+        "server",
+        "delete",
+        "--config",
+        gateway.config(),
+        "--name",
+        "office",
+    ]);
+    drop(holder);
+    std::thread::sleep(Duration::from_secs(7));
+    let log = gateway.daemon().log();
+    assert!(!log.contains(STILL_CANNOT_START), "{log}");
+    assert!(!log.contains(STARTED_BY_RETRY), "{log}");
+    let listed = list_servers(&gateway);
+    assert!(!listed.contains("office"), "{listed}");
 }

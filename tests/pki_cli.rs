@@ -2,12 +2,16 @@
 //! binaries. Both must be installed (Debian and Ubuntu packages `openssl` and `openvpn`);
 //! without them these tests fail. OpenVPN only ever talks to 127.0.0.1.
 
+mod common;
+
 use std::fs::{self, File};
 use std::net::{TcpListener, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use common::cli;
 
 /// One SSL server of the test configuration.
 struct ServerSpec {
@@ -67,34 +71,15 @@ impl Gateway {
         self.dir.path().join("certs").join(server)
     }
 
-    /// Runs `sslvpn cert <args> --config <file>`.
-    fn cert(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_sslvpn"))
-            .arg("--log-level")
-            .arg("error")
-            .arg("cert")
-            .args(args)
-            .arg("--config")
-            .arg(self.config())
-            .current_dir(self.dir.path())
-            .output()
-            .expect("run sslvpn")
-    }
-
+    /// Runs `sslvpn cert <args> --config <file>` and returns its standard output.
     fn cert_ok(&self, args: &[&str]) -> String {
-        let output = self.cert(args);
-        assert!(
-            output.status.success(),
-            "sslvpn cert {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).expect("UTF-8 output")
+        cli::expect_success(&self.config(), &[&["cert"], args].concat(), "")
     }
 
+    /// Runs `sslvpn cert <args> --config <file>`, which must fail, and returns its standard
+    /// error.
     fn cert_err(&self, args: &[&str]) -> String {
-        let output = self.cert(args);
-        assert!(!output.status.success(), "sslvpn cert {args:?} succeeded");
-        String::from_utf8(output.stderr).expect("UTF-8 output")
+        cli::expect_failure(&self.config(), &[&["cert"], args].concat(), "")
     }
 
     /// Finds the certificate file of the unrevoked certificate named `name`.

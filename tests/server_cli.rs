@@ -1,9 +1,12 @@
 //! Runs `sslvpn server` and `sslvpn session` with no daemon running, so every request is
 //! carried out on the files of a temporary gateway.
 
+mod common;
+
 use std::fs;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+
+use common::cli;
 
 const CONFIG: &str = r#"# Test gateway.
 [gateway]
@@ -45,33 +48,14 @@ impl Gateway {
         fs::read_to_string(self.config()).expect("read config")
     }
 
-    /// Runs `sslvpn <args> --config <file>`.
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_sslvpn"))
-            .arg("--log-level")
-            .arg("error")
-            .args(args)
-            .arg("--config")
-            .arg(self.config())
-            .current_dir(self.dir.path())
-            .output()
-            .expect("run sslvpn")
-    }
-
+    /// Runs `sslvpn <args> --config <file>` and returns its standard output.
     fn ok(&self, args: &[&str]) -> String {
-        let output = self.run(args);
-        assert!(
-            output.status.success(),
-            "sslvpn {args:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).expect("UTF-8 output")
+        cli::expect_success(&self.config(), args, "")
     }
 
+    /// Runs `sslvpn <args> --config <file>`, which must fail, and returns its standard error.
     fn err(&self, args: &[&str]) -> String {
-        let output = self.run(args);
-        assert!(!output.status.success(), "sslvpn {args:?} succeeded");
-        String::from_utf8(output.stderr).expect("UTF-8 output")
+        cli::expect_failure(&self.config(), args, "")
     }
 }
 

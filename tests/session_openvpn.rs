@@ -6,7 +6,6 @@
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -49,21 +48,6 @@ fn session_config(pki: &Pki, wrap: WrapConfig, fallback: &str) -> Arc<SessionCon
         reneg_interval: Duration::from_secs(3600),
         tls_mtu: 1250,
     })
-}
-
-/// Binds a UDP socket inside the namespace `name`; the socket stays there for its life.
-fn bind_in_namespace(name: &str, address: SocketAddr) -> UdpSocket {
-    let name = name.to_owned();
-    std::thread::spawn(move || {
-        let netns = std::fs::File::open(format!("/var/run/netns/{name}")).unwrap();
-        // SAFETY: setns only switches this short-lived thread's network namespace; the file
-        // descriptor is valid for the duration of the call.
-        let result = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(result, 0, "setns into {name} failed");
-        UdpSocket::bind(address).unwrap()
-    })
-    .join()
-    .unwrap()
 }
 
 /// Turns an ICMP echo request into its reply in place; false for any other packet.
@@ -173,7 +157,7 @@ fn connect_and_ping(
     let bed = TestBed::new("session");
     let pki = Pki::generate(bed.dir(), "alice");
     let listen = SocketAddr::new(bed.gateway_wan_address().into(), openvpn::PORT);
-    let socket = bind_in_namespace(bed.name(Ns::Gateway), listen);
+    let socket = bed.run_inside(Ns::Gateway, || UdpSocket::bind(listen).unwrap());
     let stop = Arc::new(AtomicBool::new(false));
     let config = session_config(&pki, wrap, fallback);
     let server = {

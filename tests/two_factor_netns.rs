@@ -8,11 +8,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::cli;
 use common::openvpn::INITIALIZED;
 use common::{Ns, Process, TestBed, require_root_and_tools};
 
@@ -32,26 +33,9 @@ struct Gateway {
 }
 
 fn sslvpn(args: &[&str], stdin: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sslvpn"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run sslvpn");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-        .expect("write stdin");
-    let output = child.wait_with_output().expect("wait for sslvpn");
-    assert!(
-        output.status.success(),
-        "sslvpn {args:?} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sslvpn"));
+    command.args(args);
+    cli::success_stdout(args, cli::run_with_input(&mut command, stdin))
 }
 
 impl Gateway {

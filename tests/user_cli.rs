@@ -1,11 +1,12 @@
 //! `sslvpn user` against a configuration in a temporary folder.
 
+mod common;
+
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
 
+use common::cli;
 use sslvpn::auth::password::verify_password;
 use sslvpn::auth::users::UserFile;
 
@@ -57,47 +58,20 @@ impl Setup {
         self.dir.path().join("users-office.toml")
     }
 
-    /// Runs `sslvpn user <args> --config <file>` with `stdin` piped in.
-    fn user(&self, args: &[&str], stdin: &str) -> Output {
-        let config = self.dir.path().join("sslvpn.toml");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sslvpn"))
-            .arg("user")
-            .args(args)
-            .arg("--config")
-            .arg(&config)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // A command that rejects its arguments exits before it reads stdin,
-        // so a broken pipe here is an outcome to check, not a failure.
-        match child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
-            Err(error) => panic!("writing to sslvpn's stdin: {error}"),
-        }
-        child.wait_with_output().unwrap()
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("sslvpn.toml")
     }
 
+    /// Runs `sslvpn user <args> --config <file>` with `stdin` piped in and returns its
+    /// standard output.
     fn user_ok(&self, args: &[&str], stdin: &str) -> String {
-        let output = self.user(args, stdin);
-        assert!(
-            output.status.success(),
-            "sslvpn user {args:?} failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        cli::expect_success(&self.config(), &[&["user"], args].concat(), stdin)
     }
 
+    /// Runs `sslvpn user <args> --config <file>` with `stdin` piped in, which must fail, and
+    /// returns its standard error.
     fn user_err(&self, args: &[&str], stdin: &str) -> String {
-        let output = self.user(args, stdin);
-        assert!(
-            !output.status.success(),
-            "sslvpn user {args:?} succeeded:\n{}",
-            String::from_utf8_lossy(&output.stdout)
-        );
-        String::from_utf8_lossy(&output.stderr).into_owned()
+        cli::expect_failure(&self.config(), &[&["user"], args].concat(), stdin)
     }
 
     fn users(&self) -> UserFile {

@@ -161,6 +161,10 @@ pub struct ServerView {
     /// start failed after a change is in the config file but does not run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running: Option<bool>,
+    /// Seconds until the daemon tries again to start a server that does not run, present
+    /// when the daemon replies and such a retry is pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_in_seconds: Option<u64>,
 }
 
 impl From<&SslServer> for ServerView {
@@ -185,6 +189,7 @@ impl From<&SslServer> for ServerView {
             },
             sessions: None,
             running: None,
+            retry_in_seconds: None,
         }
     }
 }

@@ -175,10 +175,13 @@ fn summary(server: &ServerView) -> String {
         .as_ref()
         .map(|backend| format!(" (backend {backend})"))
         .unwrap_or_default();
-    let sessions = match (server.running, server.sessions) {
-        (Some(false), _) => ", not running (see the daemon's log)".to_owned(),
-        (_, Some(count)) => format!(", {count} session(s)"),
-        (_, None) => String::new(),
+    let sessions = match (server.running, server.sessions, server.retry_in_seconds) {
+        (Some(false), _, Some(seconds)) => {
+            format!(", not running, next start attempt in {seconds} s (see the daemon's log)")
+        }
+        (Some(false), _, None) => ", not running (see the daemon's log)".to_owned(),
+        (_, Some(count), _) => format!(", {count} session(s)"),
+        (_, None, _) => String::new(),
     };
     format!(
         "{}: {}/{}, client_cidr {}, local_networks {}, cipher {}, topology {}, compression {}, \

@@ -1,5 +1,6 @@
-//! The running gateway: its SSL server tasks, the admin requests that change them, and the
-//! reload that applies an edited config file.
+//! The running gateway: its SSL server tasks, the admin requests that change them, the
+//! reload that applies an edited config file, and the start retries of servers that failed
+//! to start after a change.
 //!
 //! The gateway is the only writer of the config file and the PKI while it runs. Every change
 //! goes through [`Files`], which validates it and writes the files, and then through
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::admin::files::{self, ConfigLock, Files};
@@ -22,6 +24,7 @@ use crate::config::{Config, Gateway, Protocol, SslServer};
 
 use super::admission::Admission;
 use super::error::ServeError;
+use super::retry::StartRetries;
 use super::server::{Control, Server, ServerMetrics};
 use super::tun;
 
@@ -142,6 +145,8 @@ pub(super) struct RunningGateway {
     lock: ConfigLock,
     admission: Admission,
     servers: HashMap<String, Handle>,
+    /// Servers of `config` that are not in `servers` because their start failed.
+    retries: StartRetries,
     failures: mpsc::UnboundedSender<Failure>,
 }
 
@@ -160,6 +165,7 @@ impl RunningGateway {
             lock,
             admission,
             servers: HashMap::new(),
+            retries: StartRetries::default(),
             failures,
             config: config.clone(),
         };
@@ -178,6 +184,38 @@ impl RunningGateway {
 
     pub(super) fn max_connections(&self) -> u32 {
         self.admission.max()
+    }
+
+    /// Returns when the next start retry is due.
+    pub(super) fn next_retry(&self) -> Option<Instant> {
+        self.retries.next_due()
+    }
+
+    /// Tries again to start each server whose retry is due, and schedules another retry for
+    /// each one that fails again.
+    pub(super) async fn retry_starts(&mut self) {
+        for name in self.retries.due(Instant::now()) {
+            let Some(server) = self.config.server(&name).cloned() else {
+                self.retries.cancel(&name);
+                continue;
+            };
+            match self.start_server(&server).await {
+                Ok(()) => {
+                    let failures = self.retries.cancel(&name).map_or(0, |retry| retry.failures);
+                    info!(server = %name, "SSL server started after {failures} failed attempt(s)");
+                }
+                Err(error) => {
+                    let retry = self.retries.record_failure(&name, Instant::now());
+                    warn!(
+                        server = %name,
+                        %error,
+                        failures = retry.failures,
+                        "SSL server still cannot start; next attempt in {} s",
+                        retry.delay.as_secs()
+                    );
+                }
+            }
+        }
     }
 
     /// Stops every server: their clients are told to reconnect and their TUN devices removed.
@@ -244,13 +282,15 @@ impl RunningGateway {
 
     /// Brings the running servers in line with `new`. A server whose sessions must end is
     /// restarted, so its listener moves with it. A cipher change reaches new sessions only,
-    /// and servers without a change are not touched.
+    /// and servers without a change are not touched. A server that cannot start gets a start
+    /// retry, and the error names it.
     async fn apply(&mut self, new: Config) -> Result<(), ApiError> {
         let old = std::mem::replace(&mut self.config, new.clone());
         let gateway_changed = old.gateway != new.gateway;
         for server in &old.ssl_servers {
             if new.server(&server.name).is_none() {
                 info!(server = %server.name, "SSL server deleted: stopping it");
+                self.retries.cancel(&server.name);
                 if let Err(error) = self.stop_server(&server.name).await {
                     warn!(server = %server.name, %error, "SSL server failed while stopping");
                 }
@@ -268,7 +308,11 @@ impl RunningGateway {
                     let diff = files::diff(previous, server);
                     // The identity backend is built when a server starts.
                     let restart = diff.drop_sessions || diff.changed_fields.contains(&"auth");
-                    if !restart {
+                    // A server waiting for a start retry starts now with its new settings.
+                    if self.retries.cancel(&server.name).is_some() {
+                        info!(server = %server.name, fields = ?diff.changed_fields, "SSL server changed while not running: starting it");
+                        false
+                    } else if !restart {
                         info!(server = %server.name, fields = ?diff.changed_fields, "SSL server changed; new sessions use the new settings");
                         if let Some(handle) = self.servers.get(&server.name) {
                             let _ = handle
@@ -277,18 +321,16 @@ impl RunningGateway {
                                 .await;
                         }
                         continue;
+                    } else {
+                        info!(server = %server.name, fields = ?diff.changed_fields, "SSL server changed: restarting it, its clients reconnect");
+                        true
                     }
-                    info!(server = %server.name, fields = ?diff.changed_fields, "SSL server changed: restarting it, its clients reconnect");
-                    true
                 }
             };
             if restart && let Err(error) = self.stop_server(&server.name).await {
                 warn!(server = %server.name, %error, "SSL server failed while stopping");
             }
-            // NOTE: a server that fails to start here stays stopped until the next change of
-            // its settings. The listener was checked before, so only a TUN failure gets here.
-            if let Err(error) = self.start_server(server).await {
-                error!(server = %server.name, %error, "SSL server could not start");
+            if let Err(error) = self.start_or_retry(server).await {
                 failed.push(error.to_string());
             }
         }
@@ -303,6 +345,22 @@ impl RunningGateway {
         } else {
             Err(ApiError::internal(failed.join("; ")))
         }
+    }
+
+    /// Starts `server`. When that fails, the server stays stopped until a start retry
+    /// succeeds or its settings change again.
+    async fn start_or_retry(&mut self, server: &SslServer) -> Result<(), ServeError> {
+        let result = self.start_server(server).await;
+        if let Err(error) = &result {
+            let retry = self.retries.record_failure(&server.name, Instant::now());
+            error!(
+                server = %server.name,
+                %error,
+                "SSL server could not start; next attempt in {} s",
+                retry.delay.as_secs()
+            );
+        }
+        result
     }
 
     /// Rereads the config file and applies the difference; a file that fails validation
@@ -346,7 +404,7 @@ impl RunningGateway {
         match &request {
             Request::ListSessions { server } => {
                 if let Some(name) = server {
-                    self.handle_of(name)?;
+                    self.check_exists(name)?;
                 }
                 let mut sessions = Vec::new();
                 for (name, handle) in &self.servers {
@@ -448,16 +506,23 @@ impl RunningGateway {
         Ok(outcome.reply)
     }
 
-    fn handle_of(&self, name: &str) -> Result<&Handle, ApiError> {
-        self.servers.get(name).ok_or_else(|| {
-            ApiError::not_found(format!(
+    /// Fails when the config has no server named `name`. A server waiting for a start
+    /// retry exists, but has no sessions.
+    fn check_exists(&self, name: &str) -> Result<(), ApiError> {
+        match self.config.server(name) {
+            Some(_) => Ok(()),
+            None => Err(ApiError::not_found(format!(
                 "no SSL server is named {name:?}; list them with `sslvpn server list`"
-            ))
-        })
+            ))),
+        }
     }
 
     async fn count_sessions(&self, view: &mut ServerView) {
         view.running = Some(self.servers.contains_key(&view.name));
+        view.retry_in_seconds = self
+            .retries
+            .get(&view.name)
+            .map(|retry| seconds_until(retry.due));
         if let Some(handle) = self.servers.get(&view.name) {
             let (reply, answer) = oneshot::channel();
             if let Some(metrics) = ask(handle, Control::Metrics(reply), answer).await {
@@ -529,6 +594,13 @@ impl RunningGateway {
         servers.sort_by(|a, b| a.0.cmp(b.0));
         render_metrics(&servers)
     }
+}
+
+/// Returns the whole seconds from now until `deadline`, rounded up, or 0 when it has passed.
+fn seconds_until(deadline: Instant) -> u64 {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let millis = u64::try_from(remaining.as_millis()).unwrap_or(u64::MAX);
+    millis.div_ceil(1000)
 }
 
 /// Sends `control` to a server task and waits for its reply.

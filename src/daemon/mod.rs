@@ -14,6 +14,7 @@ mod gateway;
 mod identity;
 mod netlink;
 pub mod pool;
+mod retry;
 mod server;
 mod sessions;
 mod tcp;
@@ -26,6 +27,7 @@ use std::path::Path;
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracing::{error, info, warn};
 
 use crate::admin::ErrorKind;
@@ -114,6 +116,7 @@ async fn run(config_path: &Path, config: &Config) -> Result<(), ServeError> {
     );
 
     let outcome = loop {
+        let retry_due = gateway.next_retry();
         tokio::select! {
             _ = terminate.recv() => {
                 info!("SIGTERM received, stopping");
@@ -133,6 +136,7 @@ async fn run(config_path: &Path, config: &Config) -> Result<(), ServeError> {
                 let answer = gateway.handle(call.request).await;
                 let _ = call.reply.send(answer);
             }
+            () = sleep_until(retry_due) => gateway.retry_starts().await,
             Some(Failure { server, error }) = failures.recv() => {
                 error!(%server, %error, "SSL server failed");
                 break Err(error);
@@ -145,5 +149,13 @@ async fn run(config_path: &Path, config: &Config) -> Result<(), ServeError> {
     match (outcome, stopped) {
         (Err(error), _) | (Ok(()), Some(error)) => Err(error),
         (Ok(()), None) => Ok(()),
+    }
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }

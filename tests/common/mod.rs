@@ -1,5 +1,6 @@
 //! Shared helpers of the integration tests.
 //!
+//! - [`cli`]: the `sslvpn` binary run against a config file, with checks of its exit status.
 //! - [`netns`]: a test bed of three network namespaces (client, gateway, host) joined by veth
 //!   pairs, removed again on drop.
 //! - [`process`]: processes started inside a namespace, with their output in a log file,
@@ -14,6 +15,7 @@
 #![allow(dead_code)]
 
 pub mod capture;
+pub mod cli;
 pub mod gateway;
 pub mod netns;
 pub mod openvpn;

@@ -12,6 +12,7 @@
 //! panic too.
 
 use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Once;
@@ -225,6 +226,28 @@ impl TestBed {
             Ns::Host => &self.names[2],
             Ns::ExtraClient(number) => &self.extra_clients[usize::from(number) - 1],
         }
+    }
+
+    /// Runs `task` on a new thread inside `ns` and returns its result. Sockets that `task`
+    /// opens stay in `ns` for their life.
+    pub fn run_inside<T: Send>(&self, ns: Ns, task: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/var/run/netns/{}", self.name(ns));
+        thread::scope(|scope| {
+            let thread = scope.spawn(|| {
+                let file = std::fs::File::open(&path)
+                    .unwrap_or_else(|error| panic!("open {path}: {error}"));
+                // SAFETY: setns takes a namespace file descriptor that `file` keeps open. It
+                // moves only this short-lived thread into the namespace.
+                let entered = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                let error = std::io::Error::last_os_error();
+                assert_eq!(entered, 0, "setns into {path}: {error}");
+                task()
+            });
+            match thread.join() {
+                Ok(value) => value,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
     }
 
     pub fn config(&self) -> &BedConfig {
