@@ -22,6 +22,7 @@ use crate::config::{Config, Protocol, SslServer};
 use super::admission::Admission;
 use super::error::ServeError;
 use super::server::{Control, Server, ServerMetrics};
+use super::sticky::StickyAddresses;
 use super::tun;
 
 /// Control requests queued for one server task.
@@ -51,6 +52,8 @@ pub(super) struct RunningGateway {
     admission: Admission,
     servers: HashMap<String, Handle>,
     failures: mpsc::UnboundedSender<Failure>,
+    /// The address each client had, kept while its server restarts.
+    sticky: StickyAddresses,
 }
 
 impl RunningGateway {
@@ -69,6 +72,7 @@ impl RunningGateway {
             admission,
             servers: HashMap::new(),
             failures,
+            sticky: StickyAddresses::default(),
             config: config.clone(),
         };
         for server in &config.ssl_servers {
@@ -102,7 +106,16 @@ impl RunningGateway {
     }
 
     async fn start_server(&mut self, config: &SslServer) -> Result<(), ServeError> {
-        let server = Server::start(&self.config.gateway, config, self.admission.clone()).await?;
+        let pki_dir = self.config.gateway.pki_dir.clone();
+        let pool = self.sticky.open_pool(&pki_dir, config);
+        let server = Server::start(
+            &self.config.gateway,
+            config,
+            self.admission.clone(),
+            Box::new(pool.clone()),
+        )
+        .await?;
+        self.sticky.started(&pki_dir, &config.name, pool);
         let (stop, stop_rx) = watch::channel(false);
         let (control, control_rx) = mpsc::channel(CONTROL_QUEUE);
         let failures = self.failures.clone();
@@ -136,10 +149,18 @@ impl RunningGateway {
             return Ok(());
         };
         let _ = handle.stop.send(true);
-        match handle.task.await {
+        let result = match handle.task.await {
             Ok(result) => result,
             Err(error) => Err(ServeError::Task(error.to_string())),
-        }
+        };
+        tokio::task::block_in_place(|| self.sticky.stopped(name));
+        result
+    }
+
+    /// Writes the sticky address file of every server whose entries changed since the last
+    /// write.
+    pub(super) fn save_sticky_addresses(&mut self) {
+        tokio::task::block_in_place(|| self.sticky.save_changed());
     }
 
     /// Brings the running servers in line with `new`. A server whose sessions must end is
@@ -151,6 +172,7 @@ impl RunningGateway {
         for server in &old.ssl_servers {
             if new.server(&server.name).is_none() {
                 info!(server = %server.name, "SSL server deleted: stopping it");
+                self.sticky.forget(&server.name);
                 if let Err(error) = self.stop_server(&server.name).await {
                     warn!(server = %server.name, %error, "SSL server failed while stopping");
                 }

@@ -16,6 +16,7 @@ mod netlink;
 pub mod pool;
 mod server;
 mod sessions;
+mod sticky;
 mod tcp;
 mod timers;
 mod tun;
@@ -113,6 +114,8 @@ async fn run(config_path: &Path, config: &Config) -> Result<(), ServeError> {
         "gateway started"
     );
 
+    let mut sticky_saves = tokio::time::interval(sticky::SAVE_INTERVAL);
+    sticky_saves.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let outcome = loop {
         tokio::select! {
             _ = terminate.recv() => {
@@ -127,6 +130,7 @@ async fn run(config_path: &Path, config: &Config) -> Result<(), ServeError> {
                 info!("SIGHUP received, rereading the config file");
                 gateway.reload().await;
             }
+            _ = sticky_saves.tick() => gateway.save_sticky_addresses(),
             _ = user1.recv() => warn!("SIGUSR1 received and ignored"),
             _ = user2.recv() => warn!("SIGUSR2 received and ignored"),
             Some(call) = calls.recv() => {
