@@ -9,9 +9,11 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::gateway::{CONNECT_TIMEOUT, Gateway, Server, sslvpn, tunnel_address, wait_connected};
+use common::gateway::{
+    CONNECT_TIMEOUT, Gateway, Server, sslvpn, tunnel_address, wait_connected, wait_connections,
+};
 use common::openvpn::INITIALIZED;
 use common::{BedConfig, Ns, Process, TestBed, require_root_and_tools};
 use ipnet::Ipv4Net;
@@ -123,29 +125,6 @@ impl Lab {
 
     fn ping_from_office(&self, count: u32) -> u32 {
         self.gateway.ping_host(count)
-    }
-}
-
-/// Waits until the client's log shows `count` completed connections and returns the tunnel
-/// address of the last one.
-fn wait_connections(client: &mut Process, count: usize) -> Ipv4Addr {
-    let deadline = Instant::now() + CONNECT_TIMEOUT;
-    loop {
-        let log = client.log();
-        if log.matches(INITIALIZED).count() >= count {
-            return tunnel_address(&log).expect("pushed ifconfig in the client log");
-        }
-        assert!(
-            client.try_wait().is_none(),
-            "openvpn exited:\n{}",
-            client.log_tail()
-        );
-        assert!(
-            Instant::now() < deadline,
-            "client did not connect {count} time(s):\n{}",
-            client.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -7,6 +7,7 @@
 //! host address (10.8.0.2, 10.8.0.3, ...) with the pool's netmask.
 
 use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ipnet::Ipv4Net;
 
@@ -30,10 +31,40 @@ pub(crate) fn server_address(client_cidr: Ipv4Net) -> Ipv4Addr {
 
 /// Creates the address pool of an SSL server. The configuration rules guarantee a client CIDR
 /// the pool accepts (prefix 16 to 29, no host bits).
+pub(crate) fn new_pool(server: &SslServer) -> Pool {
+    Pool::new(server.client_cidr, server.topology).expect("validated client_cidr is a valid pool")
+}
+
+#[cfg(test)]
 pub(crate) fn open_pool(server: &SslServer) -> Box<dyn AddressPool> {
-    let pool = Pool::new(server.client_cidr, server.topology)
-        .expect("validated client_cidr is a valid pool");
-    Box::new(pool)
+    Box::new(new_pool(server))
+}
+
+/// An address pool that a server's sessions lease from while the gateway reads its sticky
+/// addresses, from any thread. The sessions lock it only to connect or disconnect a client.
+#[derive(Clone)]
+pub(crate) struct SharedPool(Arc<Mutex<Pool>>);
+
+impl SharedPool {
+    pub(crate) fn new(pool: Pool) -> Self {
+        Self(Arc::new(Mutex::new(pool)))
+    }
+
+    /// Locks the pool. The lock is held for one pool call at a time, so a poisoned lock means
+    /// a bug in the pool. The pool is then used as it is rather than failing every later call.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Pool> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl AddressPool for SharedPool {
+    fn allocate(&mut self, common_name: &str) -> Option<ClientNetwork> {
+        AddressPool::allocate(&mut *self.lock(), common_name)
+    }
+
+    fn release(&mut self, address: Ipv4Addr) {
+        AddressPool::release(&mut *self.lock(), address);
+    }
 }
 
 impl AddressPool for Pool {
@@ -107,6 +138,21 @@ mod tests {
             pool.allocate("f").is_none(),
             "10.9.0.7 is the broadcast address"
         );
+    }
+
+    #[test]
+    fn shared_pool_clones_share_leases() {
+        let server_pool = Pool::new("10.8.0.0/24".parse().unwrap(), Topology::Net30).unwrap();
+        let shared = SharedPool::new(server_pool);
+        let mut sessions_side: Box<dyn AddressPool> = Box::new(shared.clone());
+        let alice = sessions_side.allocate("alice").unwrap();
+        assert_eq!(shared.lock().leased(), 1);
+        sessions_side.release(alice.address);
+        let entries = shared.lock().sticky_entries();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].common_name, "alice");
+        assert_eq!(entries[0].address, alice.address);
+        assert_eq!(shared.lock().leased(), 0);
     }
 
     #[test]

@@ -22,10 +22,12 @@ use crate::admin::files::{self, ConfigLock, Files};
 use crate::admin::{ApiError, ErrorKind, Reply, Request, ServerFields, ServerView};
 use crate::config::{Config, Gateway, Protocol, SslServer};
 
+use super::addresses::AddressPool;
 use super::admission::Admission;
 use super::error::ServeError;
 use super::retry::StartRetries;
 use super::server::{Control, Server, ServerMetrics};
+use super::sticky::StickyAddresses;
 use super::tun;
 
 /// Control requests queued for one server task.
@@ -52,6 +54,7 @@ struct ServerThread {
     gateway: Gateway,
     config: SslServer,
     admission: Admission,
+    pool: Box<dyn AddressPool>,
     stop: watch::Receiver<bool>,
     control: mpsc::Receiver<Control>,
     failures: mpsc::UnboundedSender<Failure>,
@@ -69,6 +72,7 @@ impl ServerThread {
             gateway,
             config,
             admission,
+            pool,
             stop,
             control,
             failures,
@@ -91,7 +95,7 @@ impl ServerThread {
         let running = &Cell::new(false);
         let served = panic::catch_unwind(AssertUnwindSafe(|| {
             runtime.block_on(async move {
-                let server = match Server::start(&gateway, &config, admission).await {
+                let server = match Server::start(&gateway, &config, admission, pool).await {
                     Ok(server) => server,
                     Err(error) => {
                         let _ = started.send(Err(error));
@@ -148,6 +152,8 @@ pub(super) struct RunningGateway {
     /// Servers of `config` that are not in `servers` because their start failed.
     retries: StartRetries,
     failures: mpsc::UnboundedSender<Failure>,
+    /// The address each client had, kept while its server restarts.
+    sticky: StickyAddresses,
 }
 
 impl RunningGateway {
@@ -167,6 +173,7 @@ impl RunningGateway {
             servers: HashMap::new(),
             retries: StartRetries::default(),
             failures,
+            sticky: StickyAddresses::default(),
             config: config.clone(),
         };
         for server in &config.ssl_servers {
@@ -232,6 +239,8 @@ impl RunningGateway {
     }
 
     async fn start_server(&mut self, config: &SslServer) -> Result<(), ServeError> {
+        let pki_dir = self.config.gateway.pki_dir.clone();
+        let pool = self.sticky.open_pool(&pki_dir, config);
         let (stop, stop_rx) = watch::channel(false);
         let (control, control_rx) = mpsc::channel(CONTROL_QUEUE);
         let (started_tx, started) = oneshot::channel();
@@ -240,6 +249,7 @@ impl RunningGateway {
             gateway: self.config.gateway.clone(),
             config: config.clone(),
             admission: self.admission.clone(),
+            pool: Box::new(pool.clone()),
             stop: stop_rx,
             control: control_rx,
             failures: self.failures.clone(),
@@ -258,6 +268,7 @@ impl RunningGateway {
                 )));
             }
         }
+        self.sticky.started(&pki_dir, &config.name, pool);
         let handle = Handle {
             stop,
             control,
@@ -272,12 +283,20 @@ impl RunningGateway {
             return Ok(());
         };
         let _ = handle.stop.send(true);
-        match handle.done.await {
+        let result = match handle.done.await {
             Ok(result) => result,
             Err(_) => Err(ServeError::Task(format!(
                 "SSL server {name:?} panicked; the log shows where"
             ))),
-        }
+        };
+        tokio::task::block_in_place(|| self.sticky.stopped(name));
+        result
+    }
+
+    /// Writes the sticky address file of every server whose entries changed since the last
+    /// write.
+    pub(super) fn save_sticky_addresses(&mut self) {
+        tokio::task::block_in_place(|| self.sticky.save_changed());
     }
 
     /// Brings the running servers in line with `new`. A server whose sessions must end is
@@ -291,6 +310,7 @@ impl RunningGateway {
             if new.server(&server.name).is_none() {
                 info!(server = %server.name, "SSL server deleted: stopping it");
                 self.retries.cancel(&server.name);
+                self.sticky.forget(&server.name);
                 if let Err(error) = self.stop_server(&server.name).await {
                     warn!(server = %server.name, %error, "SSL server failed while stopping");
                 }

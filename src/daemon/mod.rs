@@ -17,6 +17,7 @@ pub mod pool;
 mod retry;
 mod server;
 mod sessions;
+mod sticky;
 mod tcp;
 mod timers;
 mod tun;
@@ -115,6 +116,8 @@ async fn run(config_path: &Path, config: &Config) -> Result<(), ServeError> {
         "gateway started"
     );
 
+    let mut sticky_saves = tokio::time::interval(sticky::SAVE_INTERVAL);
+    sticky_saves.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let outcome = loop {
         let retry_due = gateway.next_retry();
         tokio::select! {
@@ -130,6 +133,7 @@ async fn run(config_path: &Path, config: &Config) -> Result<(), ServeError> {
                 info!("SIGHUP received, rereading the config file");
                 gateway.reload().await;
             }
+            _ = sticky_saves.tick() => gateway.save_sticky_addresses(),
             _ = user1.recv() => warn!("SIGUSR1 received and ignored"),
             _ = user2.recv() => warn!("SIGUSR2 received and ignored"),
             Some(call) = calls.recv() => {

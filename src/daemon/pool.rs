@@ -12,6 +12,8 @@
 //! A client that reconnects with the same certificate common name gets its previous address
 //! back while no other client has it. A new name takes the address that has been free the
 //! longest, which keeps recently released addresses available for their previous owners.
+//! [`AddressPool::sticky_entries`] and [`AddressPool::restore_sticky`] carry these remembered
+//! addresses over to a new pool, as OpenVPN's `ifconfig-pool-persist` does.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -47,6 +49,13 @@ impl Lease {
     pub fn ifconfig_arguments(&self) -> (Ipv4Addr, Ipv4Addr) {
         (self.address, self.peer.unwrap_or(self.netmask))
     }
+}
+
+/// A common name and the address the pool keeps for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StickyEntry {
+    pub common_name: String,
+    pub address: Ipv4Addr,
 }
 
 /// Errors of pool construction and release.
@@ -93,6 +102,8 @@ pub struct AddressPool {
     free_head: u32,
     free_tail: u32,
     leased: usize,
+    /// Grows by one whenever a common name gains or loses its remembered address.
+    sticky_revision: u64,
 }
 
 impl AddressPool {
@@ -131,6 +142,7 @@ impl AddressPool {
             free_head: 0,
             free_tail: capacity - 1,
             leased: 0,
+            sticky_revision: 0,
         })
     }
 
@@ -206,13 +218,77 @@ impl AddressPool {
         Ok(())
     }
 
+    /// Returns every common name with the address the pool keeps for it. Free addresses
+    /// come first, the one free the longest at the head, then the leased ones in address
+    /// order. [`AddressPool::restore_sticky`] keeps that order.
+    pub fn sticky_entries(&self) -> Vec<StickyEntry> {
+        let mut entries = Vec::with_capacity(self.sticky.len());
+        let mut index = self.free_head;
+        while index != NIL {
+            entries.extend(self.sticky_entry(index));
+            index = self.slots[index as usize].next;
+        }
+        for index in 0..self.slots.len() as u32 {
+            if self.slots[index as usize].leased {
+                entries.extend(self.sticky_entry(index));
+            }
+        }
+        entries
+    }
+
+    /// Reserves each entry's address for its common name, as if that client had just
+    /// disconnected, and returns how many entries were restored.
+    ///
+    /// An entry is dropped in three cases: its address is not a client address of this pool,
+    /// the address is leased or reserved by an earlier entry, or its name has an address
+    /// already. New names take the unreserved addresses first, then the restored ones in the
+    /// order of `entries`.
+    pub fn restore_sticky(&mut self, entries: &[StickyEntry]) -> usize {
+        let mut restored = 0;
+        for entry in entries {
+            let Some(index) = self.slot_of(entry.address) else {
+                continue;
+            };
+            let slot = &self.slots[index as usize];
+            let reserved = slot
+                .owner
+                .as_ref()
+                .is_some_and(|owner| self.sticky.get(owner) == Some(&index));
+            if slot.leased || reserved || self.sticky.contains_key(entry.common_name.as_str()) {
+                continue;
+            }
+            self.set_owner(index, &entry.common_name);
+            // Moves the slot behind the unreserved addresses.
+            self.unlink(index);
+            self.push_free(index);
+            restored += 1;
+        }
+        restored
+    }
+
+    /// Returns a number that grows whenever a common name gains or loses its remembered
+    /// address, so a caller can tell whether [`AddressPool::sticky_entries`] changed.
+    ///
+    /// NOTE: a release changes the order of the entries but not this number.
+    pub fn sticky_revision(&self) -> u64 {
+        self.sticky_revision
+    }
+
+    fn sticky_entry(&self, index: u32) -> Option<StickyEntry> {
+        let owner = self.slots[index as usize].owner.as_deref()?;
+        (self.sticky.get(owner) == Some(&index)).then(|| StickyEntry {
+            common_name: owner.to_owned(),
+            address: self.lease_of(index).address,
+        })
+    }
+
     /// Records `common_name` as the owner of slot `index`, dropping the previous owner's
     /// claim on it.
     fn set_owner(&mut self, index: u32, common_name: &str) {
-        let slot = &mut self.slots[index as usize];
-        if slot.owner.as_deref() == Some(common_name) {
+        if self.sticky.get(common_name) == Some(&index) {
             return;
         }
+        let slot = &mut self.slots[index as usize];
         if let Some(old) = slot.owner.take()
             && self.sticky.get(&old) == Some(&index)
         {
@@ -221,6 +297,7 @@ impl AddressPool {
         let name: Box<str> = common_name.into();
         slot.owner = Some(name.clone());
         self.sticky.insert(name, index);
+        self.sticky_revision += 1;
     }
 
     fn lease_of(&self, index: u32) -> Lease {
@@ -524,6 +601,174 @@ mod tests {
         }
     }
 
+    fn entry(common_name: &str, address: &str) -> StickyEntry {
+        StickyEntry {
+            common_name: common_name.to_owned(),
+            address: ip(address),
+        }
+    }
+
+    #[test]
+    fn sticky_entries_list_free_then_leased() {
+        let mut pool = pool("10.8.0.0/24", Topology::Subnet);
+        for name in ["alice", "bob", "carol", "dave"] {
+            pool.allocate(name).expect("free address");
+        }
+        pool.release(ip("10.8.0.4")).expect("leased");
+        pool.release(ip("10.8.0.2")).expect("leased");
+        assert_eq!(
+            pool.sticky_entries(),
+            vec![
+                entry("carol", "10.8.0.4"),
+                entry("alice", "10.8.0.2"),
+                entry("bob", "10.8.0.3"),
+                entry("dave", "10.8.0.5"),
+            ]
+        );
+    }
+
+    #[test]
+    fn sticky_entries_skip_replaced_owner() {
+        let mut pool = pool("10.8.0.0/29", Topology::Subnet);
+        let alice = pool.allocate("alice").expect("free address");
+        pool.release(alice.address).expect("leased");
+        // Four new names take the never-used addresses, the fifth takes alice's.
+        for i in 0..5 {
+            pool.allocate(&format!("client{i}")).expect("free address");
+        }
+        let entries = pool.sticky_entries();
+        assert_eq!(entries.len(), 5);
+        assert!(
+            entries.iter().all(|entry| entry.common_name != "alice"),
+            "{entries:?}"
+        );
+        assert!(
+            entries.contains(&entry("client4", "10.8.0.2")),
+            "{entries:?}"
+        );
+    }
+
+    #[test]
+    fn restored_names_get_their_addresses() {
+        let mut old = pool("10.8.0.0/24", Topology::Net30);
+        for name in ["alice", "bob", "carol"] {
+            old.allocate(name).expect("free address");
+        }
+        old.release(ip("10.8.0.10")).expect("leased");
+        let entries = old.sticky_entries();
+
+        let mut pool = pool("10.8.0.0/24", Topology::Net30);
+        assert_eq!(pool.restore_sticky(&entries), 3);
+        assert_eq!(pool.leased(), 0);
+        // A new name connecting first takes an address that no restored name had.
+        let dave = pool.allocate("dave").expect("free address");
+        assert_eq!(dave.address, ip("10.8.0.18"));
+        for (name, address) in [
+            ("carol", "10.8.0.14"),
+            ("bob", "10.8.0.10"),
+            ("alice", "10.8.0.6"),
+        ] {
+            let lease = pool.allocate(name).expect("free address");
+            assert_eq!(lease.address, ip(address), "{name}");
+        }
+    }
+
+    #[test]
+    fn restore_drops_addresses_outside_pool() {
+        let mut pool = pool("10.8.0.0/24", Topology::Net30);
+        let entries = [
+            entry("other-network", "10.9.0.6"),
+            entry("server", "10.8.0.1"),
+            entry("server-peer", "10.8.0.2"),
+            entry("block-base", "10.8.0.4"),
+            entry("peer", "10.8.0.5"),
+            entry("broadcast", "10.8.0.255"),
+            entry("kept", "10.8.0.254"),
+        ];
+        assert_eq!(pool.restore_sticky(&entries), 1);
+        assert_eq!(pool.sticky_entries(), vec![entry("kept", "10.8.0.254")]);
+    }
+
+    #[test]
+    fn restore_drops_duplicates() {
+        let mut pool = pool("10.8.0.0/24", Topology::Subnet);
+        let entries = [
+            entry("alice", "10.8.0.7"),
+            entry("alice", "10.8.0.8"),
+            entry("bob", "10.8.0.7"),
+            entry("bob", "10.8.0.9"),
+        ];
+        assert_eq!(pool.restore_sticky(&entries), 2);
+        assert_eq!(
+            pool.sticky_entries(),
+            vec![entry("alice", "10.8.0.7"), entry("bob", "10.8.0.9")]
+        );
+    }
+
+    #[test]
+    fn restore_skips_leased_addresses() {
+        let mut pool = pool("10.8.0.0/24", Topology::Subnet);
+        let carol = pool.allocate("carol").expect("free address");
+        let entries = [entry("alice", "10.8.0.2"), entry("carol", "10.8.0.3")];
+        assert_eq!(carol.address, ip("10.8.0.2"));
+        assert_eq!(pool.restore_sticky(&entries), 0);
+        assert_eq!(pool.sticky_entries(), vec![entry("carol", "10.8.0.2")]);
+    }
+
+    #[test]
+    fn restore_respects_capacity() {
+        let mut pool = pool("10.8.0.0/29", Topology::Subnet);
+        let entries: Vec<StickyEntry> = (0..=7)
+            .map(|host| StickyEntry {
+                common_name: format!("old{host}"),
+                address: Ipv4Addr::new(10, 8, 0, host),
+            })
+            .collect();
+        // 10.8.0.2 to 10.8.0.6 are the pool's five client addresses.
+        assert_eq!(pool.restore_sticky(&entries), 5);
+        assert_eq!(pool.sticky_entries().len(), pool.capacity());
+        // Reserved addresses still go to new names once nothing else is free.
+        for i in 0..5 {
+            assert!(pool.allocate(&format!("new{i}")).is_some(), "lease {i}");
+        }
+        assert_eq!(pool.allocate("one-too-many"), None);
+        assert!(pool.sticky.len() <= pool.capacity());
+    }
+
+    #[test]
+    fn restore_after_topology_change() {
+        let net30 = [entry("alice", "10.8.0.6"), entry("bob", "10.8.0.10")];
+        let mut subnet = pool("10.8.0.0/24", Topology::Subnet);
+        assert_eq!(subnet.restore_sticky(&net30), 2);
+        assert_eq!(
+            subnet.allocate("bob").map(|lease| lease.address),
+            Some(ip("10.8.0.10"))
+        );
+
+        let subnet_entries = [
+            entry("alice", "10.8.0.2"),
+            entry("bob", "10.8.0.3"),
+            entry("carol", "10.8.0.6"),
+        ];
+        let mut net30 = pool("10.8.0.0/24", Topology::Net30);
+        assert_eq!(net30.restore_sticky(&subnet_entries), 1);
+        assert_eq!(net30.sticky_entries(), vec![entry("carol", "10.8.0.6")]);
+    }
+
+    #[test]
+    fn sticky_revision_counts_owner_changes() {
+        let mut pool = pool("10.8.0.0/24", Topology::Subnet);
+        let start = pool.sticky_revision();
+        let alice = pool.allocate("alice").expect("free address");
+        let after_alice = pool.sticky_revision();
+        assert!(after_alice > start);
+        pool.release(alice.address).expect("leased");
+        pool.allocate("alice").expect("free address");
+        assert_eq!(pool.sticky_revision(), after_alice);
+        pool.restore_sticky(&[entry("bob", "10.8.0.9")]);
+        assert!(pool.sticky_revision() > after_alice);
+    }
+
     proptest! {
         #[test]
         fn leases_stay_unique_and_bounded(
@@ -549,6 +794,27 @@ mod tests {
                 prop_assert_eq!(pool.leased(), held.len());
                 prop_assert!(pool.sticky.len() <= pool.capacity());
             }
+        }
+
+        #[test]
+        fn restore_reproduces_sticky_entries(
+            steps in proptest::collection::vec((any::<bool>(), 0u8..12), 1..200),
+            net30 in any::<bool>(),
+        ) {
+            let topology = if net30 { Topology::Net30 } else { Topology::Subnet };
+            let mut old = pool("10.8.0.0/28", topology);
+            let mut held: Vec<Lease> = Vec::new();
+            for (connect, name) in steps {
+                if connect {
+                    held.extend(old.allocate(&format!("client{name}")));
+                } else if let Some(lease) = held.pop() {
+                    prop_assert_eq!(old.release(lease.address), Ok(()));
+                }
+            }
+            let entries = old.sticky_entries();
+            let mut restored = pool("10.8.0.0/28", topology);
+            prop_assert_eq!(restored.restore_sticky(&entries), entries.len());
+            prop_assert_eq!(restored.sticky_entries(), entries);
         }
     }
 }

@@ -20,7 +20,7 @@ use crate::proto::cookie::CookieKey;
 use crate::proto::session::{DEFAULT_TLS_MTU, Session, SessionConfig};
 use crate::proto::wrap::WrapConfig;
 
-use super::addresses::{open_pool, server_address};
+use super::addresses::{AddressPool, server_address};
 use super::admission::Admission;
 use super::credentials::{self, CrlWatch};
 use super::error::{ServeError, bind_fix, device_fix};
@@ -131,11 +131,13 @@ enum Wake {
 }
 
 impl Server {
-    /// Loads the credentials, binds the listener and creates the TUN device of an SSL server.
+    /// Loads the credentials, binds the listener and creates the TUN device of an SSL server,
+    /// whose clients get their addresses from `pool`.
     pub(crate) async fn start(
         gateway: &Gateway,
         config: &SslServer,
         admission: Admission,
+        pool: Box<dyn AddressPool>,
     ) -> Result<Self, ServeError> {
         let name = config.name.clone();
         let credentials_error = |error| ServeError::Credentials {
@@ -172,7 +174,6 @@ impl Server {
 
         let (backend, users) = identity::open_backend(config)?;
         let session_config = Arc::new(session_config(config, tls.clone()));
-        let pool = open_pool(config);
         let mut sessions = Sessions::new(config, session_config, pool, admission.clone(), revoked);
         if config.protocol == Protocol::Udp {
             sessions = sessions.with_cookie(CookieKey::random());

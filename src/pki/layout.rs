@@ -18,6 +18,7 @@ pub const MAX_CERT_NAME_LENGTH: usize = 64;
 /// clients/<serial>.crt      issued client certificates, kept after revocation
 /// clients/<serial>.key      their private keys, removed on revocation
 /// .lock                     flock target that serializes changes to the index and CRL
+/// ipp.txt                   tunnel address of each known client, written by `sslvpn serve`
 /// ```
 ///
 /// Further per-server files, such as a `tls-crypt.key`, belong beside these.
@@ -35,6 +36,8 @@ impl ServerDir {
     pub const CRL: &'static str = "crl.pem";
     pub const CLIENTS: &'static str = "clients";
     pub const LOCK: &'static str = ".lock";
+    /// OpenVPN's name for its `ifconfig-pool-persist` file.
+    pub const STICKY_ADDRESSES: &'static str = "ipp.txt";
 
     /// Returns the folder of `server_name` under `pki_dir`, after checking that the name is a
     /// single, plain path component.
@@ -79,6 +82,10 @@ impl ServerDir {
 
     pub fn lock(&self) -> PathBuf {
         self.root.join(Self::LOCK)
+    }
+
+    pub fn sticky_addresses(&self) -> PathBuf {
+        self.root.join(Self::STICKY_ADDRESSES)
     }
 
     pub fn clients(&self) -> PathBuf {

@@ -37,7 +37,7 @@ use time::OffsetDateTime;
 
 pub use certs::{CA_DAYS, DEFAULT_CLIENT_DAYS, MAX_CLIENT_DAYS};
 pub use clients::ClientCredentials;
-pub use files::{DirLock, SECRET_MODE, sync_dir, write_atomic, write_new};
+pub use files::{DirLock, PUBLIC_MODE, SECRET_MODE, sync_dir, write_atomic, write_new};
 pub use index::{CertStatus, IndexEntry, RecordState};
 pub use layout::{MAX_CERT_NAME_LENGTH, ServerDir, validate_cert_name};
 pub use profile::{AEAD_CIPHERS, ProfileSettings};

@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::openvpn::INITIALIZED;
 use super::{Ns, Process, TestBed, require_root_and_tools};
@@ -176,4 +176,27 @@ pub fn tunnel_address(log: &str) -> Option<Ipv4Addr> {
         .find_map(|line| line.split("ifconfig ").nth(1))
         .and_then(|rest| rest.split([' ', ',', '\'']).next())
         .and_then(|address| address.parse().ok())
+}
+
+/// Waits until the client's log shows `count` completed connections and returns the tunnel
+/// address of the last one.
+pub fn wait_connections(client: &mut Process, count: usize) -> Ipv4Addr {
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    loop {
+        let log = client.log();
+        if log.matches(INITIALIZED).count() >= count {
+            return tunnel_address(&log).expect("pushed ifconfig in the client log");
+        }
+        assert!(
+            client.try_wait().is_none(),
+            "openvpn exited:\n{}",
+            client.log_tail()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "client did not connect {count} time(s):\n{}",
+            client.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
