@@ -9,11 +9,9 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::gateway::{
-    CONNECT_TIMEOUT, Gateway, Server, sslvpn, tunnel_address, wait_connected, wait_connections,
-};
+use common::gateway::{Gateway, Server, sslvpn, wait_connected, wait_connections};
 use common::openvpn::INITIALIZED;
 use common::{BedConfig, Ns, Process, TestBed, require_root_and_tools};
 use ipnet::Ipv4Net;
