@@ -729,6 +729,7 @@ fn change_and_delete_replace_pending_retry() {
     assert!(!output.status.success(), "{output:?}");
     assert!(stderr.contains("cannot listen on tcp"), "{stderr}");
     assert!(stderr.contains(":1196"), "{stderr}");
+    assert!(stderr.contains("the change is saved"), "{stderr}");
     let log = gateway.daemon().log();
     assert_eq!(log.matches(COULD_NOT_START).count(), 2, "{log}");
     assert!(!log.contains(STILL_CANNOT_START), "{log}");

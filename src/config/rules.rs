@@ -5,8 +5,8 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use super::Violation;
 use super::parse::{Draft, ServerDraft};
+use super::{Topology, Violation};
 
 /// Ports an SSL server may not use because other services of a gateway host own them
 /// (SSH, management, DNS, DHCP, NTP, HTTP(S), IKE).
@@ -263,15 +263,29 @@ fn check_client_cidr(
     }
     if let Some(max_connections) = max_connections {
         let size = 1u64 << (32 - cidr.prefix_len());
-        let needed = ADDRESSES_PER_CONNECTION * u64::from(max_connections);
-        if size < needed {
+        let connections = u64::from(max_connections);
+        // With net30 the server keeps the first /30 for itself. With subnet the network, server
+        // and broadcast addresses are not leased.
+        let (capacity, needed, per_client) = match server.topology.unwrap_or(Topology::Net30) {
+            Topology::Net30 => (
+                size / ADDRESSES_PER_CONNECTION - 1,
+                ADDRESSES_PER_CONNECTION * (connections + 1),
+                "4 per connection and 4 for the server",
+            ),
+            Topology::Subnet => (
+                size - 3,
+                connections + 3,
+                "1 per connection and 3 for the network, server and broadcast addresses",
+            ),
+        };
+        if capacity < connections {
             violations.push(violation(
                 &server.place,
                 FIELD,
                 &quoted,
                 format!(
                     "holds {size} addresses but max_connections = {max_connections} needs \
-                     {needed} (4 per connection); use a prefix of /{} or shorter, or lower \
+                     {needed} ({per_client}); use a prefix of /{} or shorter, or lower \
                      max_connections",
                     prefix_for(needed)
                 ),

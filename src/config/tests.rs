@@ -209,7 +209,7 @@ fn local_networks_forbidden_ranges() {
 fn client_cidr_prefix_bounds() {
     let gateway = GATEWAY.replace(
         "vpn.example.com\"",
-        "vpn.example.com\"\nmax_connections = 2",
+        "vpn.example.com\"\nmax_connections = 1",
     );
     let server = |cidr: &str| {
         let line = format!("client_cidr = \"{cidr}\"");
@@ -259,10 +259,23 @@ fn client_cidr_holds_four_addresses_per_connection() {
         let gateway = format!("{GATEWAY}max_connections = {connections}\n");
         format!("{gateway}{SERVER}")
     };
-    // A /24 holds 256 addresses: exactly 4 * 64.
-    assert_valid(&text(64));
-    assert_one_violation(&text(65), "client_cidr", "needs 260");
-    assert_one_violation(&text(65), "client_cidr", "/23");
+    // A /24 holds 64 blocks of 4 addresses, and the server takes one of them.
+    assert_valid(&text(63));
+    assert_one_violation(&text(64), "client_cidr", "needs 260");
+    assert_one_violation(&text(64), "client_cidr", "/23");
+}
+
+#[test]
+fn client_cidr_subnet_holds_one_address_per_connection() {
+    let text = |connections: u32| {
+        let gateway = format!("{GATEWAY}max_connections = {connections}\n");
+        let server = SERVER.replace("10.8.0.0/24", "10.8.0.0/26");
+        format!("{gateway}{server}topology = \"subnet\"\n")
+    };
+    // A /26 holds 64 addresses: the network, the server and the broadcast leave 61.
+    assert_valid(&text(61));
+    assert_one_violation(&text(62), "client_cidr", "needs 65");
+    assert_one_violation(&text(62), "client_cidr", "/25");
 }
 
 #[test]

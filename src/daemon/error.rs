@@ -96,6 +96,12 @@ pub(crate) fn device_fix(error: &io::Error) -> &'static str {
         Some(libc::EBUSY) => {
             "another process owns a device with this name: stop it (another sslvpn?)"
         }
+        // The kernel returns EINVAL when a device of that name exists but is no TUN device or
+        // has other flags.
+        Some(libc::EINVAL) => {
+            "a device with this name may exist already as another kind, such as a TAP \
+             device: check `ip link show` and delete it (`ip link delete <name>`)"
+        }
         _ => "check that /dev/net/tun exists and that the process has CAP_NET_ADMIN",
     }
 }
@@ -126,6 +132,12 @@ mod tests {
     fn device_fix_names_device_file() {
         let error = io::Error::from_raw_os_error(libc::EACCES);
         assert!(device_fix(&error).contains("/dev/net/tun"));
+    }
+
+    #[test]
+    fn device_fix_names_existing_device() {
+        let error = io::Error::from_raw_os_error(libc::EINVAL);
+        assert!(device_fix(&error).contains("ip link delete"));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::config::{Config, Gateway, Protocol, SslServer};
 use super::addresses::AddressPool;
 use super::admission::Admission;
 use super::error::ServeError;
-use super::retry::StartRetries;
+use super::retry::{self, StartRetries};
 use super::server::{Control, Server, ServerMetrics};
 use super::sticky::StickyAddresses;
 use super::tun;
@@ -351,7 +351,12 @@ impl RunningGateway {
                 warn!(server = %server.name, %error, "SSL server failed while stopping");
             }
             if let Err(error) = self.start_or_retry(server).await {
-                failed.push(error.to_string());
+                failed.push(format!(
+                    "{error}; the change is saved, and the daemon tries again to start \
+                     SSL server {:?} in {} s",
+                    server.name,
+                    retry::FIRST_DELAY.as_secs()
+                ));
             }
         }
         if gateway_changed {
