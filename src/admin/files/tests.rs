@@ -325,6 +325,33 @@ fn compression_change_revokes_without_moving() {
 }
 
 #[test]
+fn tls_crypt_change_keeps_certificates() {
+    let gateway = Gateway::new();
+    gateway.issue("office", "alice");
+    let change = gateway.change(Request::ModifyServer {
+        server: "office".to_owned(),
+        fields: ServerFields {
+            tls_crypt: Some(true),
+            ..ServerFields::default()
+        },
+    });
+    assert_eq!(change.changed_fields, vec!["tls_crypt"]);
+    assert!(change.revoked_certificates.is_empty());
+    assert!(change.sessions_dropped);
+    assert!(!change.listener_moved);
+    assert!(change.profiles_outdated);
+    assert!(
+        change.message.contains("users need new profiles"),
+        "{}",
+        change.message
+    );
+    assert_eq!(
+        gateway.cert_states("office"),
+        vec![("alice".to_owned(), RecordState::Valid)]
+    );
+}
+
+#[test]
 fn network_change_drops_sessions_only() {
     let gateway = Gateway::new();
     gateway.issue("office", "alice");
@@ -572,8 +599,9 @@ type DiffCase = (&'static str, fn(&mut SslServer), bool, bool, bool);
 fn diff_rows() {
     let config = load_text(CONFIG);
     let old = config.server("office").unwrap();
-    let cases: [DiffCase; 6] = [
+    let cases: [DiffCase; 7] = [
         ("protocol", |s| s.protocol = Protocol::Udp, true, true, true),
+        ("tls_crypt", |s| s.tls_crypt = true, false, true, false),
         ("port", |s| s.port = 1400, false, true, true),
         ("compression", |s| s.compression = true, true, true, false),
         (

@@ -237,6 +237,7 @@ pub(super) fn ssl_server(protocol: Protocol) -> SslServer {
         cipher: Cipher::Aes128Cbc,
         compression: false,
         two_factor: false,
+        tls_crypt: false,
         topology: Topology::Net30,
         auth: None,
     }
