@@ -680,3 +680,58 @@ fn load_text(text: &str) -> Config {
 
 use crate::admin::model::ProfileFormat;
 use crate::config::{Cipher, Protocol, SslServer, Topology};
+
+impl Gateway {
+    fn export_ovpn(&self, server: &str, name: &str) -> String {
+        let outcome = self
+            .run(Request::ExportCert {
+                server: server.to_owned(),
+                name: name.to_owned(),
+                format: ProfileFormat::Ovpn,
+            })
+            .expect("export");
+        let Reply::Profile { bytes, .. } = outcome.reply else {
+            panic!("expected a profile, got {:?}", outcome.reply);
+        };
+        String::from_utf8(bytes).expect("UTF-8 profile")
+    }
+
+    fn set_tls_crypt(&self, on: bool) {
+        self.change(Request::ModifyServer {
+            server: "office".to_owned(),
+            fields: ServerFields {
+                tls_crypt: Some(on),
+                ..ServerFields::default()
+            },
+        });
+    }
+}
+
+/// Returns the `<tls-crypt>` block of a profile, if it has one.
+fn tls_crypt_block(profile: &str) -> Option<&str> {
+    let start = profile.find("<tls-crypt>\n")?;
+    let end = profile.find("</tls-crypt>")?;
+    Some(&profile[start..end])
+}
+
+#[test]
+fn export_adds_tls_crypt_key() {
+    let gateway = Gateway::new();
+    gateway.issue("office", "alice");
+    assert!(tls_crypt_block(&gateway.export_ovpn("office", "alice")).is_none());
+
+    gateway.set_tls_crypt(true);
+    let profile = gateway.export_ovpn("office", "alice");
+    let block = tls_crypt_block(&profile)
+        .expect("tls-crypt block")
+        .to_owned();
+    let key_file = gateway.pki_dir().join("office/tls-crypt.key");
+    let saved = fs::read_to_string(&key_file).expect("key file");
+    assert!(block.ends_with(&saved), "the block contains the saved key");
+
+    gateway.set_tls_crypt(false);
+    assert!(tls_crypt_block(&gateway.export_ovpn("office", "alice")).is_none());
+    gateway.set_tls_crypt(true);
+    let again = gateway.export_ovpn("office", "alice");
+    assert_eq!(tls_crypt_block(&again), Some(block.as_str()));
+}
