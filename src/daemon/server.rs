@@ -225,6 +225,7 @@ impl Server {
             offload = self.device.tcp_gso(),
             tunnel_address = %server_address(self.config.client_cidr),
             client_cidr = %self.config.client_cidr,
+            tls_crypt = self.config.tls_crypt,
             "SSL server started"
         );
         let (closed_tx, mut closed_rx) = mpsc::channel(CLOSED_QUEUE);
