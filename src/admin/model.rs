@@ -90,6 +90,8 @@ pub struct ServerFields {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub two_factor: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_crypt: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology: Option<String>,
 }
 
@@ -150,6 +152,9 @@ pub struct ServerView {
     pub cipher: String,
     pub compression: bool,
     pub two_factor: bool,
+    /// Older daemons omit the field; their servers never use tls-crypt.
+    #[serde(default)]
+    pub tls_crypt: bool,
     pub topology: String,
     /// `local` or `http` when `two_factor` is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,6 +187,7 @@ impl From<&SslServer> for ServerView {
             cipher: server.cipher.name().to_owned(),
             compression: server.compression,
             two_factor: server.two_factor,
+            tls_crypt: server.tls_crypt,
             topology: server.topology.name().to_owned(),
             auth_backend: match (&server.auth, server.two_factor) {
                 (Some(auth), true) => Some(auth.backend.name().to_owned()),
@@ -208,6 +214,10 @@ pub struct ChangeReport {
     pub sessions_dropped: bool,
     /// The listener moved to a new port or protocol.
     pub listener_moved: bool,
+    /// Profiles exported before the change no longer connect, so users need new ones.
+    /// Older daemons omit the field.
+    #[serde(default)]
+    pub profiles_outdated: bool,
     /// One sentence for the admin saying what happened and what users must do.
     pub message: String,
 }

@@ -58,6 +58,9 @@ pub struct FieldArgs {
     /// Ask clients for a username and password besides the certificate.
     #[arg(long, value_enum)]
     pub two_factor: Option<Switch>,
+    /// Wrap the control channel with tls-crypt. Changing it requires new client profiles.
+    #[arg(long, value_enum)]
+    pub tls_crypt: Option<Switch>,
     /// Assignment of tunnel addresses: one /30 per client (net30) or one address (subnet).
     #[arg(long, value_parser = ["net30", "subnet"])]
     pub topology: Option<String>,
@@ -79,6 +82,7 @@ impl FieldArgs {
             cipher: self.cipher.clone(),
             compression: self.compression.map(|switch| switch == Switch::On),
             two_factor: self.two_factor.map(|switch| switch == Switch::On),
+            tls_crypt: self.tls_crypt.map(|switch| switch == Switch::On),
             topology: self.topology.clone(),
         }
     }
@@ -185,7 +189,7 @@ fn summary(server: &ServerView) -> String {
     };
     format!(
         "{}: {}/{}, client_cidr {}, local_networks {}, cipher {}, topology {}, compression {}, \
-         two_factor {}{backend}{sessions}",
+         tls_crypt {}, two_factor {}{backend}{sessions}",
         server.name,
         server.protocol,
         server.port,
@@ -194,6 +198,7 @@ fn summary(server: &ServerView) -> String {
         server.cipher,
         server.topology,
         on_off(server.compression),
+        on_off(server.tls_crypt),
         on_off(server.two_factor),
     )
 }
@@ -209,6 +214,7 @@ fn format_fields(server: &ServerView) -> String {
         ("cipher", server.cipher.clone()),
         ("compression", on_off(server.compression).to_owned()),
         ("two_factor", on_off(server.two_factor).to_owned()),
+        ("tls_crypt", on_off(server.tls_crypt).to_owned()),
         ("topology", server.topology.clone()),
     ];
     if let Some(backend) = &server.auth_backend {

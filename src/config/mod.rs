@@ -69,6 +69,9 @@ pub struct SslServer {
     pub cipher: Cipher,
     pub compression: bool,
     pub two_factor: bool,
+    /// Wraps the control channel with OpenVPN's tls-crypt, keyed by the server's
+    /// `tls-crypt.key`. Clients need a profile that contains the key.
+    pub tls_crypt: bool,
     pub topology: Topology,
     /// The `[ssl_server.auth]` table; present whenever `two_factor` is true.
     pub auth: Option<AuthSettings>,
@@ -354,7 +357,7 @@ impl SslServer {
             _ => String::new(),
         };
         format!(
-            "{}: {}/{}, client_cidr {}, local_networks {}, cipher {}, topology {}, compression {}, two_factor {}{backend}",
+            "{}: {}/{}, client_cidr {}, local_networks {}, cipher {}, topology {}, compression {}, tls_crypt {}, two_factor {}{backend}",
             self.name,
             self.protocol,
             self.port,
@@ -363,6 +366,7 @@ impl SslServer {
             self.cipher,
             self.topology,
             on_off(self.compression),
+            on_off(self.tls_crypt),
             on_off(self.two_factor),
         )
     }

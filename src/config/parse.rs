@@ -31,6 +31,7 @@ const SERVER_KEYS: &[&str] = &[
     "cipher",
     "compression",
     "two_factor",
+    "tls_crypt",
     "topology",
     "auth",
 ];
@@ -62,6 +63,7 @@ pub(super) struct ServerDraft {
     pub cipher: Option<Cipher>,
     pub compression: Option<bool>,
     pub two_factor: Option<bool>,
+    pub tls_crypt: Option<bool>,
     pub topology: Option<Topology>,
     /// The `[ssl_server.auth]` table; `None` when absent.
     pub auth: Option<AuthDraft>,
@@ -280,6 +282,7 @@ fn server_draft(table: &Table, mut place: String, violations: &mut Vec<Violation
     );
     let compression = fields.optional_bool("compression");
     let two_factor = fields.optional_bool("two_factor");
+    let tls_crypt = fields.optional_bool("tls_crypt");
     let topology = fields.choice(
         "topology",
         Topology::Net30,
@@ -312,6 +315,7 @@ fn server_draft(table: &Table, mut place: String, violations: &mut Vec<Violation
         cipher,
         compression,
         two_factor,
+        tls_crypt,
         topology,
         auth,
     }
@@ -537,6 +541,7 @@ impl Draft {
                 cipher: server.cipher?,
                 compression: server.compression?,
                 two_factor: server.two_factor?,
+                tls_crypt: server.tls_crypt?,
                 topology: server.topology?,
                 auth: match server.auth {
                     Some(auth) => Some(auth.build()?),

@@ -81,8 +81,21 @@ fn defaults_fill_optional_fields() {
     assert_eq!(server.cipher, Cipher::Aes128Cbc);
     assert!(!server.compression);
     assert!(!server.two_factor);
+    assert!(!server.tls_crypt);
     assert_eq!(server.topology, Topology::Net30);
     assert!(loaded.warnings.is_empty());
+}
+
+#[test]
+fn tls_crypt_read_and_summarized() {
+    let loaded = load(&with_server_line("tls_crypt = true")).unwrap();
+    let server = &loaded.config.ssl_servers[0];
+    assert!(server.tls_crypt);
+    assert!(
+        server.summary().contains(", tls_crypt on"),
+        "{}",
+        server.summary()
+    );
 }
 
 #[test]
@@ -381,6 +394,11 @@ fn wrong_types_are_errors() {
     assert_one_violation(
         &with_server_line("compression = \"yes\""),
         "compression",
+        "true or false",
+    );
+    assert_one_violation(
+        &with_server_line("tls_crypt = \"on\""),
+        "tls_crypt",
         "true or false",
     );
     assert_one_violation(

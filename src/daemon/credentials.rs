@@ -1,5 +1,5 @@
-//! TLS credentials of an SSL server (its CA, certificate chain, key and CRL) and the revoked
-//! serials the daemon checks connected clients against.
+//! TLS credentials of an SSL server (its CA, certificate chain, key, CRL and tls-crypt key)
+//! and the revoked serials the daemon checks connected clients against.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -11,6 +11,7 @@ use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKey
 
 use crate::pki::ServerPki;
 use crate::proto::tls::{self, TlsError};
+use crate::proto::wrap::{Role, StaticKey, WrapConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
@@ -29,6 +30,8 @@ pub(crate) struct Credentials {
     pub(crate) key: PrivateKeyDer<'static>,
     /// None while the CA has not revoked anything and has no CRL file.
     pub(crate) crl: Option<CertificateRevocationListDer<'static>>,
+    /// Present when the server has `tls_crypt` on.
+    pub(crate) tls_crypt_key: Option<Arc<StaticKey>>,
 }
 
 /// Returns the folder of one SSL server's CA.
@@ -42,18 +45,29 @@ pub(crate) fn crl_path(pki_dir: &Path, server: &str) -> PathBuf {
 }
 
 /// Loads the credentials of `server` from its PKI under `pki_dir/<server>/`, creating the CA,
-/// server certificate and CRL on first use.
-pub(crate) fn load(pki_dir: &Path, server: &str) -> Result<Credentials, CredentialsError> {
-    let pki =
-        ServerPki::open_or_create(pki_dir, server).map_err(|error| CredentialsError::Read {
-            path: server_dir(pki_dir, server),
-            message: error.to_string(),
-        })?;
+/// server certificate and CRL on first use. With `tls_crypt` it also loads the tls-crypt key,
+/// generating it on first use.
+pub(crate) fn load(
+    pki_dir: &Path,
+    server: &str,
+    tls_crypt: bool,
+) -> Result<Credentials, CredentialsError> {
+    let read_error = |error: crate::pki::PkiError| CredentialsError::Read {
+        path: server_dir(pki_dir, server),
+        message: error.to_string(),
+    };
+    let pki = ServerPki::open_or_create(pki_dir, server).map_err(read_error)?;
+    let tls_crypt_key = if tls_crypt {
+        Some(Arc::new(pki.tls_crypt_key().map_err(read_error)?))
+    } else {
+        None
+    };
     Ok(Credentials {
         ca: pki.ca_cert().clone(),
         chain: pki.server_cert_chain(),
         key: pki.server_key(),
         crl: Some(pki.crl().clone()),
+        tls_crypt_key,
     })
 }
 
@@ -67,6 +81,17 @@ impl Credentials {
             self.key.clone_key(),
             self.crl.iter().cloned().collect(),
         )
+    }
+
+    /// Returns the control-channel protection of the server's sessions.
+    pub(crate) fn wrap_config(&self) -> WrapConfig {
+        match &self.tls_crypt_key {
+            Some(key) => WrapConfig::TlsCrypt {
+                key: key.clone(),
+                role: Role::Server,
+            },
+            None => WrapConfig::None,
+        }
     }
 
     /// Returns the serials the CRL lists, normalized by [`normalize_serial`].
@@ -181,11 +206,30 @@ mod tests {
     #[test]
     fn load_creates_the_pki_on_first_use() {
         let dir = tempfile::tempdir().unwrap();
-        let credentials = load(dir.path(), "office").unwrap();
+        let credentials = load(dir.path(), "office", false).unwrap();
         assert_eq!(credentials.chain.len(), 1);
         assert!(credentials.tls_config().is_ok());
         assert!(credentials.revoked_serials().unwrap().is_empty());
         assert!(dir.path().join("office/ca.crt").exists());
+        assert!(matches!(credentials.wrap_config(), WrapConfig::None));
+        assert!(!dir.path().join("office/tls-crypt.key").exists());
+    }
+
+    #[test]
+    fn load_with_tls_crypt_creates_the_key() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let credentials = load(dir.path(), "office", true).unwrap();
+        let path = dir.path().join("office/tls-crypt.key");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let saved = StaticKey::parse(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let WrapConfig::TlsCrypt { key, role } = credentials.wrap_config() else {
+            panic!("tls-crypt expected");
+        };
+        assert_eq!(role, Role::Server);
+        assert_eq!(*key, saved);
     }
 
     #[test]
@@ -198,7 +242,7 @@ mod tests {
             dir.path().join("office/crl.pem"),
         )
         .unwrap();
-        let error = load(dir.path(), "office")
+        let error = load(dir.path(), "office", false)
             .err()
             .expect("foreign CRL rejected");
         assert!(
@@ -213,7 +257,7 @@ mod tests {
         let mut pki = ServerPki::open_or_create(dir.path(), "office").unwrap();
         let issued = pki.issue_client("alice", 30).unwrap();
         pki.revoke_client("alice").unwrap();
-        let serials = load(dir.path(), "office")
+        let serials = load(dir.path(), "office", false)
             .unwrap()
             .revoked_serials()
             .unwrap();

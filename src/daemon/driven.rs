@@ -48,6 +48,11 @@ pub(crate) trait DrivenSession: Sized + Send {
             "stateless start unsupported".to_owned(),
         ))
     }
+    /// Checks the control-channel protection of a hard reset without creating any state.
+    /// Scripted sessions in tests accept every packet.
+    fn check_protection(_config: &SessionConfig, _packet: &[u8]) -> Result<(), SessionError> {
+        Ok(())
+    }
     fn handle_packet(&mut self, packet: &mut [u8], now: Instant) -> Incoming<'_>;
     fn encrypt(&mut self, ip_packet: &[u8], out: &mut Vec<u8>, now: Instant) -> bool;
     fn poll_transmit(&mut self, now: Instant, out: &mut Vec<u8>) -> bool;
@@ -92,6 +97,12 @@ impl DrivenSession for Session {
         unix_time: u64,
     ) -> Result<Self, SessionError> {
         Session::from_cookie(config, key, packet, client, peer_id, now, unix_time)
+    }
+
+    fn check_protection(config: &SessionConfig, packet: &[u8]) -> Result<(), SessionError> {
+        let mut plain = Vec::with_capacity(packet.len());
+        config.wrap.build()?.open(packet, &mut plain)?;
+        Ok(())
     }
 
     fn handle_packet(&mut self, packet: &mut [u8], now: Instant) -> Incoming<'_> {

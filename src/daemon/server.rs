@@ -97,6 +97,8 @@ pub(crate) struct ServerMetrics {
 pub(crate) struct Server {
     config: SslServer,
     tls: Arc<rustls::ServerConfig>,
+    /// The control-channel protection, kept for rebuilding the session configuration.
+    wrap: WrapConfig,
     pki_dir: PathBuf,
     address: SocketAddr,
     device_name: String,
@@ -144,8 +146,8 @@ impl Server {
             server: name.clone(),
             error,
         };
-        let credentials =
-            credentials::load(&gateway.pki_dir, &config.name).map_err(credentials_error)?;
+        let credentials = credentials::load(&gateway.pki_dir, &config.name, config.tls_crypt)
+            .map_err(credentials_error)?;
         let tls = credentials
             .tls_config()
             .map_err(|error| credentials_error(credentials::CredentialsError::Tls(error)))?;
@@ -173,7 +175,8 @@ impl Server {
         })?;
 
         let (backend, users) = identity::open_backend(config)?;
-        let session_config = Arc::new(session_config(config, tls.clone()));
+        let wrap = credentials.wrap_config();
+        let session_config = Arc::new(session_config(config, tls.clone(), wrap.clone()));
         let mut sessions = Sessions::new(config, session_config, pool, admission.clone(), revoked);
         if config.protocol == Protocol::Udp {
             sessions = sessions.with_cookie(CookieKey::random());
@@ -181,6 +184,7 @@ impl Server {
         Ok(Self {
             config: config.clone(),
             tls,
+            wrap,
             pki_dir: gateway.pki_dir.clone(),
             address,
             device_name,
@@ -221,6 +225,7 @@ impl Server {
             offload = self.device.tcp_gso(),
             tunnel_address = %server_address(self.config.client_cidr),
             client_cidr = %self.config.client_cidr,
+            tls_crypt = self.config.tls_crypt,
             "SSL server started"
         );
         let (closed_tx, mut closed_rx) = mpsc::channel(CLOSED_QUEUE);
@@ -425,8 +430,13 @@ impl Server {
                 }
                 Wake::Control(Control::Reconfigure(config)) => {
                     info!(cipher = %config.cipher, "new settings apply to new sessions");
-                    self.sessions
-                        .set_config(Arc::new(session_config(&config, self.tls.clone())));
+                    // A tls_crypt change restarts the server, so the protection stays.
+                    let wrap = self.wrap.clone();
+                    self.sessions.set_config(Arc::new(session_config(
+                        &config,
+                        self.tls.clone(),
+                        wrap,
+                    )));
                     self.config = config;
                 }
             }
@@ -527,7 +537,8 @@ impl Server {
         if !self.crl.changed(stamp) {
             return None;
         }
-        let reloaded = credentials::load(&self.pki_dir, &self.config.name)
+        // The tls-crypt key stays as loaded at start, so the reload skips it.
+        let reloaded = credentials::load(&self.pki_dir, &self.config.name, false)
             .map_err(|error| error.to_string())
             .and_then(|credentials| {
                 let tls = credentials
@@ -544,7 +555,8 @@ impl Server {
                     "CRL changed: TLS configuration reloaded"
                 );
                 self.tls = tls.clone();
-                Some((Arc::new(session_config(&self.config, tls)), revoked))
+                let config = session_config(&self.config, tls, self.wrap.clone());
+                Some((Arc::new(config), revoked))
             }
             Err(error) => {
                 warn!(
@@ -559,13 +571,17 @@ impl Server {
 }
 
 /// Builds the settings every session of `server` shares.
-fn session_config(server: &SslServer, tls: Arc<rustls::ServerConfig>) -> SessionConfig {
+fn session_config(
+    server: &SslServer,
+    tls: Arc<rustls::ServerConfig>,
+    wrap: WrapConfig,
+) -> SessionConfig {
     let fallback = server.cipher.name();
     let mut data_ciphers: Vec<String> = DATA_CIPHERS.iter().map(|&name| name.to_owned()).collect();
     data_ciphers.push(fallback.to_owned());
     SessionConfig {
         tls,
-        wrap: WrapConfig::None,
+        wrap,
         data_ciphers,
         fallback_cipher: fallback.to_owned(),
         compression: server.compression,

@@ -325,7 +325,13 @@ impl<S: DrivenSession> Sessions<S> {
                 (opcode(packet) == Some(OPCODE_HARD_RESET_CLIENT_V2)).then(|| packet.to_vec());
             let delivery = self.deliver(io, conn, packet, now);
             if let (Delivery::Dropped, Some(first_packet)) = (delivery, restart) {
-                self.restart(io, conn, remote, local, &first_packet, now);
+                // With tls-crypt, a hard reset forged from a client's address fails this check
+                // and leaves the client's session alone.
+                if S::check_protection(&self.config, &first_packet).is_ok() {
+                    self.restart(io, conn, remote, local, &first_packet, now);
+                } else {
+                    self.ignore(remote, "unauthenticated hard reset");
+                }
             }
             return;
         }

@@ -19,9 +19,8 @@ pub const MAX_CERT_NAME_LENGTH: usize = 64;
 /// clients/<serial>.key      their private keys, removed on revocation
 /// .lock                     flock target that serializes changes to the index and CRL
 /// ipp.txt                   tunnel address of each known client, written by `sslvpn serve`
+/// tls-crypt.key             OpenVPN static key of tls-crypt, made when first needed
 /// ```
-///
-/// Further per-server files, such as a `tls-crypt.key`, belong beside these.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerDir {
     root: PathBuf,
@@ -38,6 +37,7 @@ impl ServerDir {
     pub const LOCK: &'static str = ".lock";
     /// OpenVPN's name for its `ifconfig-pool-persist` file.
     pub const STICKY_ADDRESSES: &'static str = "ipp.txt";
+    pub const TLS_CRYPT_KEY: &'static str = "tls-crypt.key";
 
     /// Returns the folder of `server_name` under `pki_dir`, after checking that the name is a
     /// single, plain path component.
@@ -86,6 +86,10 @@ impl ServerDir {
 
     pub fn sticky_addresses(&self) -> PathBuf {
         self.root.join(Self::STICKY_ADDRESSES)
+    }
+
+    pub fn tls_crypt_key(&self) -> PathBuf {
+        self.root.join(Self::TLS_CRYPT_KEY)
     }
 
     pub fn clients(&self) -> PathBuf {

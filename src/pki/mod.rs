@@ -20,6 +20,7 @@ mod index;
 mod layout;
 mod profile;
 mod serial;
+mod tls_crypt;
 
 #[cfg(test)]
 mod tests;

@@ -28,6 +28,9 @@
 //!   and without it OpenVPN 2.6 logs "WARNING: this configuration may cache passwords in
 //!   memory" at the first handshake. A renegotiation then sends the `auth-token` that the
 //!   server pushed, or asks the user again when the server pushed none.
+//! - `<tls-crypt>` carries the server's static key inline, and a zip bundle names the file with
+//!   `tls-crypt tls-crypt.key`. Both forms are accepted by OpenVPN 2.4 and later. tls-crypt needs
+//!   no key direction, because both ends derive their directions from their role.
 //! - `persist-key` makes OpenVPN 2.7 print "DEPRECATED OPTION: --persist-key option ignored"
 //!   because 2.7 always keeps its keys; 2.4 to 2.6 need it to survive a restart without
 //!   re-reading the key.
@@ -42,6 +45,7 @@ use zip::{CompressionMethod, ZipWriter};
 use super::PkiError;
 use super::clients::ClientCredentials;
 use crate::config::{Cipher, Gateway, Protocol, SslServer};
+use crate::proto::wrap::StaticKey;
 
 /// AEAD data-channel ciphers offered to clients that negotiate, in order of preference.
 pub const AEAD_CIPHERS: &[&str] = &["AES-256-GCM", "AES-128-GCM", "CHACHA20-POLY1305"];
@@ -51,6 +55,7 @@ pub const ZIP_PROFILE: &str = "config.ovpn";
 pub const ZIP_CA: &str = "ca.crt";
 pub const ZIP_CERT: &str = "client.crt";
 pub const ZIP_KEY: &str = "client.key";
+pub const ZIP_TLS_CRYPT_KEY: &str = "tls-crypt.key";
 
 /// The settings of one SSL server that end up in its client profiles.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,10 +68,14 @@ pub struct ProfileSettings {
     pub fallback_cipher: Cipher,
     pub compression: bool,
     pub two_factor: bool,
+    /// The server's tls-crypt key, present when the server has `tls_crypt` on.
+    pub tls_crypt_key: Option<StaticKey>,
 }
 
 impl ProfileSettings {
-    pub fn new(gateway: &Gateway, server: &SslServer) -> Self {
+    /// Collects the profile settings of `server`. `tls_crypt_key` is the server's key when it
+    /// has `tls_crypt` on.
+    pub fn new(gateway: &Gateway, server: &SslServer, tls_crypt_key: Option<StaticKey>) -> Self {
         Self {
             server_name: server.name.clone(),
             remote_host: gateway.public_address.clone(),
@@ -75,6 +84,7 @@ impl ProfileSettings {
             fallback_cipher: server.cipher,
             compression: server.compression,
             two_factor: server.two_factor,
+            tls_crypt_key,
         }
     }
 
@@ -88,27 +98,39 @@ impl ProfileSettings {
         ] {
             let _ = writeln!(text, "<{tag}>\n{}\n</{tag}>", pem.trim_end());
         }
+        if let Some(key) = &self.tls_crypt_key {
+            let _ = writeln!(text, "<tls-crypt>\n{}</tls-crypt>", key.to_file_text());
+        }
         text
     }
 
-    /// Packs `config.ovpn` with `ca.crt`, `client.crt` and `client.key`, which it refers to,
-    /// into a zip archive. All four sit at the top level and are stored uncompressed.
+    /// Packs `config.ovpn` with `ca.crt`, `client.crt`, `client.key` and, with tls-crypt on,
+    /// `tls-crypt.key`, which it refers to, into a zip archive. All files sit at the top level
+    /// and are stored uncompressed.
     pub fn zip_bundle(&self, credentials: &ClientCredentials) -> Result<Vec<u8>, PkiError> {
         let mut profile = self.directives(&credentials.entry.name);
         let _ = writeln!(profile, "ca {ZIP_CA}\ncert {ZIP_CERT}\nkey {ZIP_KEY}");
+        let tls_crypt_text = self.tls_crypt_key.as_ref().map(StaticKey::to_file_text);
+        if tls_crypt_text.is_some() {
+            let _ = writeln!(profile, "tls-crypt {ZIP_TLS_CRYPT_KEY}");
+        }
 
         let stored = SimpleFileOptions::default()
             .compression_method(CompressionMethod::Stored)
             .last_modified_time(zip_time(OffsetDateTime::now_utc()));
         let public = stored.unix_permissions(0o644);
         let secret = stored.unix_permissions(0o600);
-        let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
-        for (name, contents, options) in [
+        let mut entries = vec![
             (ZIP_PROFILE, profile.as_str(), secret),
             (ZIP_CA, credentials.ca_pem.as_str(), public),
             (ZIP_CERT, credentials.cert_pem.as_str(), public),
             (ZIP_KEY, credentials.key_pem.as_str(), secret),
-        ] {
+        ];
+        if let Some(text) = &tls_crypt_text {
+            entries.push((ZIP_TLS_CRYPT_KEY, text.as_str(), secret));
+        }
+        let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
+        for (name, contents, options) in entries {
             zip.start_file(name, options)?;
             zip.write_all(contents.as_bytes())
                 .map_err(zip::result::ZipError::Io)?;
@@ -196,6 +218,16 @@ mod tests {
             fallback_cipher: Cipher::Aes256Cbc,
             compression,
             two_factor,
+            tls_crypt_key: None,
+        }
+    }
+
+    fn tls_crypt_settings() -> ProfileSettings {
+        ProfileSettings {
+            tls_crypt_key: Some(StaticKey::from_bytes(
+                [0xab; crate::proto::wrap::STATIC_KEY_LEN],
+            )),
+            ..settings(Protocol::Udp, false, false)
         }
     }
 
@@ -263,6 +295,54 @@ mod tests {
         assert!(text.contains("<ca>\n-----BEGIN CERTIFICATE-----\nCA\n"));
         assert!(text.contains("-----END CERTIFICATE-----\n</cert>\n"));
         assert!(text.contains("<key>\n-----BEGIN PRIVATE KEY-----\nKEY\n"));
+    }
+
+    #[test]
+    fn tls_crypt_block_present() {
+        let text = tls_crypt_settings().inline_profile(&credentials());
+        let start = text.find("<tls-crypt>\n").expect("opening tag");
+        let end = text.find("</tls-crypt>\n").expect("closing tag");
+        let key = StaticKey::parse(&text[start..end]).expect("key parses");
+        assert_eq!(key.as_bytes(), &[0xab; crate::proto::wrap::STATIC_KEY_LEN]);
+        assert!(text[start..end].contains("-----END OpenVPN Static key V1-----\n"));
+    }
+
+    #[test]
+    fn tls_crypt_block_absent_when_off() {
+        let text = settings(Protocol::Udp, false, false).inline_profile(&credentials());
+        assert!(!text.contains("tls-crypt"));
+    }
+
+    #[test]
+    fn zip_bundle_tls_crypt_entry() {
+        let bytes = tls_crypt_settings()
+            .zip_bundle(&credentials())
+            .expect("zip");
+        let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).expect("readable zip");
+        let names: Vec<String> = archive.file_names().map(str::to_owned).collect();
+        assert_eq!(
+            names,
+            vec![ZIP_PROFILE, ZIP_CA, ZIP_CERT, ZIP_KEY, ZIP_TLS_CRYPT_KEY]
+        );
+
+        let mut profile = String::new();
+        archive
+            .by_name(ZIP_PROFILE)
+            .expect("profile entry")
+            .read_to_string(&mut profile)
+            .expect("read profile");
+        assert!(
+            profile
+                .lines()
+                .any(|line| line == "tls-crypt tls-crypt.key")
+        );
+        assert!(!profile.contains("<tls-crypt>"));
+
+        let mut key_text = String::new();
+        let mut key = archive.by_name(ZIP_TLS_CRYPT_KEY).expect("key entry");
+        assert_eq!(key.unix_mode().map(|mode| mode & 0o777), Some(0o600));
+        key.read_to_string(&mut key_text).expect("read key");
+        assert!(StaticKey::parse(&key_text).is_ok());
     }
 
     #[test]

@@ -561,3 +561,32 @@ fn debug_hides_key() {
     assert!(debug.contains("office"));
     assert!(!debug.contains("server_key"), "{debug}");
 }
+
+#[test]
+fn tls_crypt_key_created_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = ServerPki::open_or_create(dir.path(), "office").unwrap();
+    let path = dir.path().join("office").join(ServerDir::TLS_CRYPT_KEY);
+    assert!(!path.exists(), "the key is made only when first needed");
+
+    let first = pki.tls_crypt_key().unwrap();
+    assert_eq!(mode_of(&path), 0o600);
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.contains("-----BEGIN OpenVPN Static key V1-----\n"));
+    assert_eq!(crate::proto::wrap::StaticKey::parse(&text).unwrap(), first);
+
+    let second = pki.tls_crypt_key().unwrap();
+    assert_eq!(second, first, "an existing key is reused");
+    assert_eq!(fs::read_to_string(&path).unwrap(), text);
+}
+
+#[test]
+fn tls_crypt_key_corrupt_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = ServerPki::open_or_create(dir.path(), "office").unwrap();
+    let path = dir.path().join("office").join(ServerDir::TLS_CRYPT_KEY);
+    fs::write(&path, "not a key\n").unwrap();
+    let error = pki.tls_crypt_key().unwrap_err();
+    assert!(matches!(error, PkiError::Corrupt { .. }), "{error}");
+    assert_eq!(fs::read_to_string(&path).unwrap(), "not a key\n");
+}

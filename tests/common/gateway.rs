@@ -20,6 +20,7 @@ pub struct Server {
     pub port: u16,
     pub cipher: &'static str,
     pub compression: bool,
+    pub tls_crypt: bool,
     pub topology: &'static str,
     pub client_cidr: &'static str,
 }
@@ -32,6 +33,7 @@ impl Default for Server {
             port: 1194,
             cipher: "AES-128-CBC",
             compression: false,
+            tls_crypt: false,
             topology: "net30",
             client_cidr: "10.8.0.0/24",
         }
@@ -79,7 +81,8 @@ impl Gateway {
         for server in servers {
             text.push_str(&format!(
                 "\n[[ssl_server]]\nname = \"{}\"\nlocal_networks = [\"{}\"]\nclient_cidr = \"{}\"\n\
-                 protocol = \"{}\"\nport = {}\ncipher = \"{}\"\ncompression = {}\ntopology = \"{}\"\n",
+                 protocol = \"{}\"\nport = {}\ncipher = \"{}\"\ncompression = {}\ntls_crypt = {}\n\
+                 topology = \"{}\"\n",
                 server.name,
                 bed.config().local,
                 server.client_cidr,
@@ -87,6 +90,7 @@ impl Gateway {
                 server.port,
                 server.cipher,
                 server.compression,
+                server.tls_crypt,
                 server.topology,
             ));
         }

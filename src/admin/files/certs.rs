@@ -57,7 +57,12 @@ impl Files {
         let server = self.find_server(&config, server)?;
         let pki = ServerPki::open(&config.gateway.pki_dir, &server.name).map_err(pki_error)?;
         let credentials = pki.client_credentials(name).map_err(pki_error)?;
-        let settings = ProfileSettings::new(&config.gateway, server);
+        let tls_crypt_key = if server.tls_crypt {
+            Some(pki.tls_crypt_key().map_err(pki_error)?)
+        } else {
+            None
+        };
+        let settings = ProfileSettings::new(&config.gateway, server, tls_crypt_key);
         let (file_name, bytes) = match format {
             ProfileFormat::Ovpn => (
                 format!("{name}.ovpn"),

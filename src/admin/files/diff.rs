@@ -17,6 +17,9 @@ pub struct ServerDiff {
     /// `protocol`, `compression` or `two_factor` changed, so the profiles of every client no
     /// longer match and their certificates are revoked.
     pub revoke_certs: bool,
+    /// `tls_crypt` changed, so the profiles of every client no longer match, but their
+    /// certificates stay valid and a new export of each profile is enough.
+    pub reexport_profiles: bool,
     /// Established sessions end, because their tunnel settings or their listener changed.
     pub drop_sessions: bool,
     /// `port` or `protocol` changed, so the listener moves.
@@ -32,7 +35,7 @@ impl ServerDiff {
 /// Compares two versions of one server.
 pub fn diff(old: &SslServer, new: &SslServer) -> ServerDiff {
     let mut changed = Vec::new();
-    let fields: [(&'static str, bool); 9] = [
+    let fields: [(&'static str, bool); 10] = [
         ("local_networks", old.local_networks != new.local_networks),
         ("client_cidr", old.client_cidr != new.client_cidr),
         ("protocol", old.protocol != new.protocol),
@@ -40,6 +43,7 @@ pub fn diff(old: &SslServer, new: &SslServer) -> ServerDiff {
         ("cipher", old.cipher != new.cipher),
         ("compression", old.compression != new.compression),
         ("two_factor", old.two_factor != new.two_factor),
+        ("tls_crypt", old.tls_crypt != new.tls_crypt),
         ("topology", old.topology != new.topology),
         ("auth", old.auth != new.auth),
     ];
@@ -50,8 +54,10 @@ pub fn diff(old: &SslServer, new: &SslServer) -> ServerDiff {
     }
     let has = |field: &str| changed.contains(&field);
     let revoke_certs = has("protocol") || has("compression") || has("two_factor");
+    let reexport_profiles = has("tls_crypt");
     let move_listener = has("port") || has("protocol");
     let drop_sessions = revoke_certs
+        || reexport_profiles
         || move_listener
         || has("local_networks")
         || has("client_cidr")
@@ -59,6 +65,7 @@ pub fn diff(old: &SslServer, new: &SslServer) -> ServerDiff {
     ServerDiff {
         changed_fields: changed,
         revoke_certs,
+        reexport_profiles,
         drop_sessions,
         move_listener,
     }
@@ -171,6 +178,11 @@ pub(super) fn modified_report(
              (`sslvpn cert create` and `sslvpn cert export`)",
             revoked.len()
         ));
+    } else if change.reexport_profiles {
+        message.push_str(
+            "; client certificates stay valid, but users need new profiles because tls_crypt \
+             changed (`sslvpn cert export`)",
+        );
     }
     if change.move_listener {
         message.push_str("; the listener moved and the server's sessions are dropped");
@@ -194,6 +206,7 @@ pub(super) fn modified_report(
         revoked_certificates: revoked,
         sessions_dropped: change.drop_sessions,
         listener_moved: change.move_listener,
+        profiles_outdated: change.revoke_certs || change.reexport_profiles,
         message,
     }
 }

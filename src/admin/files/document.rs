@@ -140,6 +140,9 @@ fn apply_fields(table: &mut Table, fields: &ServerFields) {
     if let Some(two_factor) = fields.two_factor {
         set_value(table, "two_factor", Value::from(two_factor));
     }
+    if let Some(tls_crypt) = fields.tls_crypt {
+        set_value(table, "tls_crypt", Value::from(tls_crypt));
+    }
     if let Some(topology) = &fields.topology {
         set_value(table, "topology", Value::from(topology.as_str()));
     }

@@ -325,6 +325,33 @@ fn compression_change_revokes_without_moving() {
 }
 
 #[test]
+fn tls_crypt_change_keeps_certificates() {
+    let gateway = Gateway::new();
+    gateway.issue("office", "alice");
+    let change = gateway.change(Request::ModifyServer {
+        server: "office".to_owned(),
+        fields: ServerFields {
+            tls_crypt: Some(true),
+            ..ServerFields::default()
+        },
+    });
+    assert_eq!(change.changed_fields, vec!["tls_crypt"]);
+    assert!(change.revoked_certificates.is_empty());
+    assert!(change.sessions_dropped);
+    assert!(!change.listener_moved);
+    assert!(change.profiles_outdated);
+    assert!(
+        change.message.contains("users need new profiles"),
+        "{}",
+        change.message
+    );
+    assert_eq!(
+        gateway.cert_states("office"),
+        vec![("alice".to_owned(), RecordState::Valid)]
+    );
+}
+
+#[test]
 fn network_change_drops_sessions_only() {
     let gateway = Gateway::new();
     gateway.issue("office", "alice");
@@ -572,8 +599,9 @@ type DiffCase = (&'static str, fn(&mut SslServer), bool, bool, bool);
 fn diff_rows() {
     let config = load_text(CONFIG);
     let old = config.server("office").unwrap();
-    let cases: [DiffCase; 6] = [
+    let cases: [DiffCase; 7] = [
         ("protocol", |s| s.protocol = Protocol::Udp, true, true, true),
+        ("tls_crypt", |s| s.tls_crypt = true, false, true, false),
         ("port", |s| s.port = 1400, false, true, true),
         ("compression", |s| s.compression = true, true, true, false),
         (
@@ -652,3 +680,58 @@ fn load_text(text: &str) -> Config {
 
 use crate::admin::model::ProfileFormat;
 use crate::config::{Cipher, Protocol, SslServer, Topology};
+
+impl Gateway {
+    fn export_ovpn(&self, server: &str, name: &str) -> String {
+        let outcome = self
+            .run(Request::ExportCert {
+                server: server.to_owned(),
+                name: name.to_owned(),
+                format: ProfileFormat::Ovpn,
+            })
+            .expect("export");
+        let Reply::Profile { bytes, .. } = outcome.reply else {
+            panic!("expected a profile, got {:?}", outcome.reply);
+        };
+        String::from_utf8(bytes).expect("UTF-8 profile")
+    }
+
+    fn set_tls_crypt(&self, on: bool) {
+        self.change(Request::ModifyServer {
+            server: "office".to_owned(),
+            fields: ServerFields {
+                tls_crypt: Some(on),
+                ..ServerFields::default()
+            },
+        });
+    }
+}
+
+/// Returns the `<tls-crypt>` block of a profile, if it has one.
+fn tls_crypt_block(profile: &str) -> Option<&str> {
+    let start = profile.find("<tls-crypt>\n")?;
+    let end = profile.find("</tls-crypt>")?;
+    Some(&profile[start..end])
+}
+
+#[test]
+fn export_adds_tls_crypt_key() {
+    let gateway = Gateway::new();
+    gateway.issue("office", "alice");
+    assert!(tls_crypt_block(&gateway.export_ovpn("office", "alice")).is_none());
+
+    gateway.set_tls_crypt(true);
+    let profile = gateway.export_ovpn("office", "alice");
+    let block = tls_crypt_block(&profile)
+        .expect("tls-crypt block")
+        .to_owned();
+    let key_file = gateway.pki_dir().join("office/tls-crypt.key");
+    let saved = fs::read_to_string(&key_file).expect("key file");
+    assert!(block.ends_with(&saved), "the block contains the saved key");
+
+    gateway.set_tls_crypt(false);
+    assert!(tls_crypt_block(&gateway.export_ovpn("office", "alice")).is_none());
+    gateway.set_tls_crypt(true);
+    let again = gateway.export_ovpn("office", "alice");
+    assert_eq!(tls_crypt_block(&again), Some(block.as_str()));
+}

@@ -114,22 +114,22 @@ impl<S: DrivenSession> Sessions<S> {
         packet: &[u8],
         now: Instant,
     ) {
-        if !self.reply_limiter.allow(remote.ip(), now) {
-            self.ignore(remote, "stateless reply rate limit");
-            return;
-        }
+        // The reply is built first because building it checks the control-channel protection,
+        // so packets without a valid tls-crypt wrapping never use up the rate limit.
         let mut reply = std::mem::take(&mut self.buffer);
         let answered =
             S::stateless_reply(&self.config, key, packet, remote, unix_time(), &mut reply);
-        if answered.is_ok() {
+        if answered.is_err() {
+            self.ignore(remote, "malformed or unauthenticated hard reset");
+        } else if !self.reply_limiter.allow(remote.ip(), now) {
+            self.ignore(remote, "stateless reply rate limit");
+        } else {
             let link = Link {
                 conn: self.new_conn_id(),
                 remote,
                 local,
             };
             io.send(link, &reply);
-        } else {
-            self.ignore(remote, "malformed hard reset");
         }
         self.buffer = reply;
     }

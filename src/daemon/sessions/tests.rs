@@ -71,6 +71,14 @@ impl DrivenSession for FakeSession {
         })
     }
 
+    /// Rejects a hard reset whose second byte is `?`, as a forged tls-crypt wrapping.
+    fn check_protection(_config: &SessionConfig, packet: &[u8]) -> Result<(), SessionError> {
+        if packet.get(1) == Some(&b'?') {
+            return Err(SessionError::BadFirstPacket("forged".to_owned()));
+        }
+        Ok(())
+    }
+
     fn handle_packet(&mut self, packet: &mut [u8], _now: Instant) -> Incoming<'_> {
         if opcode(packet) == Some(OPCODE_HARD_RESET_CLIENT_V2) {
             return Incoming::Dropped("reset");
@@ -237,6 +245,7 @@ pub(super) fn ssl_server(protocol: Protocol) -> SslServer {
         cipher: Cipher::Aes128Cbc,
         compression: false,
         two_factor: false,
+        tls_crypt: false,
         topology: Topology::Net30,
         auth: None,
     }
@@ -639,6 +648,29 @@ fn unknown_peer_id_is_ignored() {
     sessions.receive_datagram(&mut io, remote(3000), None, &mut data_v2(42, b"Dx"), now);
     assert!(io.tun.is_empty());
     assert_eq!(sessions.counters.ignored, 1);
+}
+
+#[test]
+fn unauthentic_hard_reset_keeps_session() {
+    let admission = Admission::new(10);
+    let mut sessions = table(Protocol::Udp, &admission);
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    connect_udp(&mut sessions, &mut io, remote(1000), "alice", 7, now);
+    let mut forged = RESET.to_vec();
+    forged[1] = b'?';
+    sessions.receive_datagram(&mut io, remote(1000), None, &mut forged, now);
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(admission.active(), 1, "the established session was ended");
+    assert_eq!(sessions.counters.ignored, 1);
+    let resets = io.sent_to(remote(1000));
+    assert_eq!(
+        resets
+            .iter()
+            .filter(|packet| *packet == "\x40reset")
+            .count(),
+        1
+    );
 }
 
 #[test]

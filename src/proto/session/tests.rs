@@ -156,8 +156,9 @@ impl Pair {
                         );
                         if answered.is_ok() {
                             self.stateless_replies += 1;
+                            let overhead = self.config.wrap.build().unwrap().overhead();
                             assert!(
-                                reply.len() <= 26,
+                                reply.len() <= 26 + overhead,
                                 "stateless reply of {} bytes",
                                 reply.len()
                             );
@@ -750,4 +751,74 @@ fn push_request_after_close_is_ignored() {
     let events: Vec<_> = std::iter::from_fn(|| server.poll_event()).collect();
     assert!(matches!(&events[..], [Event::Closed { .. }]), "{events:?}");
     assert!(!server.established);
+}
+
+fn tls_crypt(byte: u8, role: crate::proto::wrap::Role) -> WrapConfig {
+    let key = crate::proto::wrap::StaticKey::from_bytes([byte; crate::proto::wrap::STATIC_KEY_LEN]);
+    WrapConfig::TlsCrypt {
+        key: Arc::new(key),
+        role,
+    }
+}
+
+/// Returns `config`, which no one else may share yet, with `wrap` as its protection.
+fn with_wrap(config: Arc<SessionConfig>, wrap: WrapConfig) -> Arc<SessionConfig> {
+    let Ok(mut config) = Arc::try_unwrap(config) else {
+        panic!("the configuration is shared");
+    };
+    config.wrap = wrap;
+    Arc::new(config)
+}
+
+#[test]
+fn stateless_handshake_with_tls_crypt() {
+    use crate::proto::wrap::Role;
+
+    let ca = TestCa::new("office CA");
+    let config = with_wrap(
+        server_config(&ca, false, "AES-128-CBC"),
+        tls_crypt(7, Role::Server),
+    );
+    let mut client = client_config(&ca, &["AES-256-GCM"], "AES-128-CBC");
+    client.wrap = tls_crypt(7, Role::Client);
+    let mut pair = Pair::new(config, client);
+    pair.cookie = Some(CookieKey::new([5; 16]));
+    pair.run(40);
+    assert_eq!(pair.stateless_replies, 1);
+    assert!(pair.connected().is_some(), "{:?}", pair.server_events);
+    assert_data_both_ways(&mut pair);
+}
+
+#[test]
+fn tls_crypt_rejects_foreign_resets() {
+    use crate::proto::wrap::Role;
+
+    let ca = TestCa::new("office CA");
+    let config = with_wrap(
+        server_config(&ca, false, "AES-128-CBC"),
+        tls_crypt(7, Role::Server),
+    );
+    let key = CookieKey::new([5; 16]);
+    let address: std::net::SocketAddr = "192.0.2.2:40000".parse().unwrap();
+    let now = Instant::now();
+    let unix = 1_700_000_000;
+    for (name, wrap) in [
+        ("unwrapped", WrapConfig::None),
+        ("wrong key", tls_crypt(8, Role::Client)),
+    ] {
+        let mut client_config = client_config(&ca, &["AES-256-GCM"], "AES-128-CBC");
+        client_config.wrap = wrap;
+        let mut client = Client::new(client_config);
+        let mut reset = Vec::new();
+        assert!(client.poll_transmit(now, unix as u32, &mut reset));
+        let mut reply = Vec::new();
+        let answered = Session::stateless_reply(&config, &key, &reset, address, unix, &mut reply);
+        assert!(
+            matches!(answered, Err(SessionError::Wrap(_))),
+            "{name}: {answered:?}"
+        );
+        assert!(reply.is_empty(), "{name}: a reply was written");
+        let created = Session::new(config.clone(), &reset, 3, now, unix);
+        assert!(created.is_err(), "{name}: a session was created");
+    }
 }
