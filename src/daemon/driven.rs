@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use crate::proto::cookie::CookieKey;
 use crate::proto::keymethod::Secret;
+use crate::proto::packet::SESSION_ID_LEN;
 use crate::proto::session::{
     Authorization, CloseKind, Event, Incoming, Session, SessionConfig, SessionError,
 };
@@ -52,6 +53,10 @@ pub(crate) trait DrivenSession: Sized + Send {
     /// Scripted sessions in tests accept every packet.
     fn check_protection(_config: &SessionConfig, _packet: &[u8]) -> Result<(), SessionError> {
         Ok(())
+    }
+    /// Returns the session id the client chose, if the session knows one.
+    fn peer_session_id(&self) -> Option<[u8; SESSION_ID_LEN]> {
+        None
     }
     fn handle_packet(&mut self, packet: &mut [u8], now: Instant) -> Incoming<'_>;
     fn encrypt(&mut self, ip_packet: &[u8], out: &mut Vec<u8>, now: Instant) -> bool;
@@ -103,6 +108,10 @@ impl DrivenSession for Session {
         let mut plain = Vec::with_capacity(packet.len());
         config.wrap.build()?.open(packet, &mut plain)?;
         Ok(())
+    }
+
+    fn peer_session_id(&self) -> Option<[u8; SESSION_ID_LEN]> {
+        Some(*Session::peer_session_id(self).as_bytes())
     }
 
     fn handle_packet(&mut self, packet: &mut [u8], now: Instant) -> Incoming<'_> {

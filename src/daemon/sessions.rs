@@ -17,6 +17,7 @@ use crate::admin::SessionView;
 use crate::auth::token::SessionToken;
 use crate::config::{Protocol, SslServer};
 use crate::proto::cookie::CookieKey;
+use crate::proto::packet::SESSION_ID_LEN;
 use crate::proto::session::{
     AuthRequest, ClientNetwork, CloseKind, Event, Incoming, SessionConfig,
 };
@@ -325,9 +326,21 @@ impl<S: DrivenSession> Sessions<S> {
                 (opcode(packet) == Some(OPCODE_HARD_RESET_CLIENT_V2)).then(|| packet.to_vec());
             let delivery = self.deliver(io, conn, packet, now);
             if let (Delivery::Dropped, Some(first_packet)) = (delivery, restart) {
-                // With tls-crypt, a hard reset forged from a client's address fails this check
-                // and leaves the client's session alone.
-                if S::check_protection(&self.config, &first_packet).is_ok() {
+                // A hard reset with the running session's own id is a copy of the packet that
+                // started it, e.g. one replayed by an attacker that tls-crypt's replay check
+                // dropped. With tls-crypt, a forged hard reset fails the protection check.
+                // Either leaves the client's session alone.
+                let running = self
+                    .entries
+                    .get(&conn)
+                    .and_then(|entry| entry.session.peer_session_id());
+                let copy = match (running, first_packet.get(1..1 + SESSION_ID_LEN)) {
+                    (Some(running), Some(sent)) => running.as_slice() == sent,
+                    _ => false,
+                };
+                if copy {
+                    self.ignore(remote, "hard reset of the running session");
+                } else if S::check_protection(&self.config, &first_packet).is_ok() {
                     self.restart(io, conn, remote, local, &first_packet, now);
                 } else {
                     self.ignore(remote, "unauthenticated hard reset");

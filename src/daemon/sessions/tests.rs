@@ -23,6 +23,8 @@ pub(super) struct FakeSession {
     closed: bool,
     /// Set by the table before it accepts a two-factor client.
     auth_token: Option<Secret>,
+    /// Bytes 1 to 8 of the hard reset, as the client's session id, when it has them.
+    peer_session_id: Option<[u8; 8]>,
 }
 
 impl FakeSession {
@@ -68,7 +70,14 @@ impl DrivenSession for FakeSession {
             keys: false,
             closed: false,
             auth_token: None,
+            peer_session_id: first_packet
+                .get(1..9)
+                .map(|id| id.try_into().expect("8 bytes")),
         })
+    }
+
+    fn peer_session_id(&self) -> Option<[u8; 8]> {
+        self.peer_session_id
     }
 
     /// Rejects a hard reset whose second byte is `?`, as a forged tls-crypt wrapping.
@@ -671,6 +680,38 @@ fn unauthentic_hard_reset_keeps_session() {
             .count(),
         1
     );
+}
+
+#[test]
+fn replayed_hard_reset_keeps_session() {
+    let admission = Admission::new(10);
+    let mut sessions = table(Protocol::Udp, &admission);
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    let from = remote(1000);
+    let first = [0x38, 1, 2, 3, 4, 5, 6, 7, 8];
+    sessions.receive_datagram(&mut io, from, None, &mut first.to_vec(), now);
+    sessions.receive_datagram(&mut io, from, None, &mut auth("alice", 7), now);
+    sessions.receive_datagram(&mut io, from, None, &mut control(b"E"), now);
+    assert_eq!(admission.active(), 1);
+
+    sessions.receive_datagram(&mut io, from, None, &mut first.to_vec(), now);
+    assert_eq!(
+        admission.active(),
+        1,
+        "a copy of the first packet ended the session"
+    );
+    assert_eq!(sessions.counters.ignored, 1);
+
+    let mut other = first.to_vec();
+    other[8] = 9;
+    sessions.receive_datagram(&mut io, from, None, &mut other, now);
+    assert_eq!(
+        admission.active(),
+        0,
+        "a new session id did not restart the session"
+    );
+    assert_eq!(sessions.len(), 1);
 }
 
 #[test]

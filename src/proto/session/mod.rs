@@ -407,6 +407,11 @@ impl Session {
         }
     }
 
+    /// Returns the session id the client chose for this session.
+    pub fn peer_session_id(&self) -> SessionId {
+        self.peer_session_id
+    }
+
     /// Encrypts one IPv4 packet from the TUN device into `out`; false when the session has no
     /// data keys for sending yet (the packet is dropped).
     pub fn encrypt(&mut self, ip_packet: &[u8], out: &mut Vec<u8>, now: Instant) -> bool {
