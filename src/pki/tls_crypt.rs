@@ -2,9 +2,14 @@
 //! key format, as `openvpn --genkey secret` writes it.
 
 use aws_lc_rs::rand::SystemRandom;
+use tracing::info;
 
 use super::{DirLock, PkiError, SECRET_MODE, ServerPki, files};
 use crate::proto::wrap::StaticKey;
+
+/// The fix for a key file that cannot be read as a key.
+const RESTORE_FIX: &str = "restore the file from a backup, or delete it so that a new key is \
+                           made (every profile exported before then needs a new export)";
 
 impl ServerPki {
     /// Reads the server's tls-crypt key, generating and saving one first when the file does
@@ -18,16 +23,21 @@ impl ServerPki {
         if !path.exists() {
             let key = StaticKey::generate(&SystemRandom::new()).map_err(|_| PkiError::Random)?;
             files::write_atomic(&path, key.to_file_text().as_bytes(), SECRET_MODE)?;
+            // A new key makes every profile exported with an earlier one useless.
+            info!(
+                path = %path.display(),
+                "created a new tls-crypt key; profiles exported before need a new export"
+            );
             return Ok(key);
         }
         let bytes = files::read(&path)?;
         let text = String::from_utf8(bytes).map_err(|_| PkiError::Corrupt {
             path: path.clone(),
-            reason: "not UTF-8 text".to_owned(),
+            reason: format!("not UTF-8 text; {RESTORE_FIX}"),
         })?;
         StaticKey::parse(&text).map_err(|error| PkiError::Corrupt {
             path,
-            reason: error.to_string(),
+            reason: format!("{error}; {RESTORE_FIX}"),
         })
     }
 }
