@@ -285,7 +285,7 @@ fn client_cidr_subnet_holds_one_address_per_connection() {
         let server = SERVER.replace("10.8.0.0/24", "10.8.0.0/26");
         format!("{gateway}{server}topology = \"subnet\"\n")
     };
-    // A /26 holds 64 addresses: the network, the server and the broadcast leave 61.
+    // A /26 contains 64 addresses. Without the network, server and broadcast addresses, 61 remain.
     assert_valid(&text(61));
     assert_one_violation(&text(62), "client_cidr", "needs 65");
     assert_one_violation(&text(62), "client_cidr", "/25");

@@ -54,7 +54,7 @@ pub(crate) trait DrivenSession: Sized + Send {
     fn check_protection(_config: &SessionConfig, _packet: &[u8]) -> Result<(), SessionError> {
         Ok(())
     }
-    /// Returns the session id the client chose, if the session knows one.
+    /// Returns the session id the client chose, if the session has one.
     fn peer_session_id(&self) -> Option<[u8; SESSION_ID_LEN]> {
         None
     }

@@ -45,7 +45,7 @@ struct Handle {
     done: oneshot::Receiver<Result<(), ServeError>>,
 }
 
-/// What the thread of one SSL server needs to start and run it.
+/// The settings and channels that one SSL server's thread starts and runs the server with.
 ///
 /// Each SSL server runs on its own thread with a single-threaded runtime, so its sockets,
 /// its TUN device and its task are served by one thread, and a packet does not wait for

@@ -330,6 +330,8 @@ impl<S: DrivenSession> Sessions<S> {
                 // started it, e.g. one replayed by an attacker that tls-crypt's replay check
                 // dropped. With tls-crypt, a forged hard reset fails the protection check.
                 // Either leaves the client's session alone.
+                // NOTE: a replayed hard reset of an earlier session (another id) still ends
+                // the running session. OpenVPN keeps it until the new session authenticates.
                 let running = self
                     .entries
                     .get(&conn)
