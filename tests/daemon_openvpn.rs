@@ -335,3 +335,43 @@ fn sighup_leaves_clients_connected() {
     );
     assert_reaches_host(&gateway);
 }
+
+/// Runs a client's iperf3 upload through a server with `gateway_lines` in `[gateway]` and
+/// returns the server's count of receive coalescing pauses.
+fn coalescing_pauses_during_upload(protocol: &'static str, gateway_lines: &str) -> u64 {
+    common::require_root_and_tools();
+    let server = Server {
+        protocol,
+        ..Server::default()
+    };
+    let bed = common::TestBed::new(protocol);
+    let gateway = Gateway::on_bed_with(bed, std::slice::from_ref(&server), gateway_lines);
+    let profile = gateway.profile(server.name, "alice");
+    let mut client = gateway.connect(&profile, &[]);
+    wait_connected(&mut client);
+    let series = "sslvpn_receive_coalescing_pauses_total{server=\"office\"}";
+    // Pings arrive one at a time, so they are no burst.
+    assert_reaches_host(&gateway);
+    assert_eq!(gateway.metric(series), 0, "pauses after single pings");
+    assert_iperf_both_ways(&gateway);
+    assert_reaches_host(&gateway);
+    gateway.metric(series)
+}
+
+#[test]
+fn udp_upload_takes_coalescing_pauses() {
+    let pauses = coalescing_pauses_during_upload("udp", "");
+    assert!(pauses > 0, "no pause during a UDP upload");
+}
+
+#[test]
+fn tcp_upload_takes_coalescing_pauses() {
+    let pauses = coalescing_pauses_during_upload("tcp", "");
+    assert!(pauses > 0, "no pause during a TCP upload");
+}
+
+#[test]
+fn coalescing_turned_off_takes_no_pause() {
+    let pauses = coalescing_pauses_during_upload("udp", "receive_coalescing_us = 0\n");
+    assert_eq!(pauses, 0);
+}

@@ -11,6 +11,7 @@ mod rules;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use serde::Serialize;
@@ -26,6 +27,10 @@ pub const DEFAULT_PORT: u16 = 1194;
 pub const DEFAULT_ADMIN_SOCKET: &str = "/run/sslvpn/admin.sock";
 /// Default number of concurrent SSL-VPN connections a gateway accepts.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 50;
+/// Default of `[gateway] receive_coalescing_us`.
+pub const DEFAULT_RECEIVE_COALESCING: Duration = Duration::from_micros(100);
+/// Largest `[gateway] receive_coalescing_us`, in microseconds.
+pub const MAX_RECEIVE_COALESCING_US: u64 = 1000;
 
 /// A validated configuration file.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -53,6 +58,9 @@ pub struct Gateway {
     pub admin_address: Option<std::net::SocketAddr>,
     /// File holding the bearer token of `admin_address`; resolved like `pki_dir`.
     pub admin_token_file: Option<PathBuf>,
+    /// Pause an SSL server takes after a burst of packets from its clients, so that the next
+    /// ones are handled together; zero turns it off.
+    pub receive_coalescing: Duration,
 }
 
 /// One `[[ssl_server]]` entry.

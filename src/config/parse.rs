@@ -3,14 +3,16 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use toml::{Table, Value};
 
 use super::auth::{AuthDraft, auth_draft};
 use super::{
-    Cipher, Config, DEFAULT_ADMIN_SOCKET, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, Gateway, Protocol,
-    SslServer, Topology, Violation,
+    Cipher, Config, DEFAULT_ADMIN_SOCKET, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT,
+    DEFAULT_RECEIVE_COALESCING, Gateway, MAX_RECEIVE_COALESCING_US, Protocol, SslServer, Topology,
+    Violation,
 };
 
 const GATEWAY_KEYS: &[&str] = &[
@@ -21,6 +23,7 @@ const GATEWAY_KEYS: &[&str] = &[
     "admin_socket",
     "admin_address",
     "admin_token_file",
+    "receive_coalescing_us",
 ];
 const SERVER_KEYS: &[&str] = &[
     "name",
@@ -47,6 +50,7 @@ pub(super) struct GatewayDraft {
     /// `None` inside when the key is absent; the outer `None` means it was reported.
     pub admin_address: Option<Option<SocketAddr>>,
     pub admin_token_file: Option<Option<PathBuf>>,
+    pub receive_coalescing: Option<Duration>,
 }
 
 /// One `[[ssl_server]]` entry with each field that could be read; a `None` field was reported.
@@ -216,6 +220,21 @@ fn gateway_draft(table: &Table, violations: &mut Vec<Violation>) -> GatewayDraft
         Ok(Some(text)) => Some(Some(PathBuf::from(text))),
         Err(()) => None,
     };
+    let receive_coalescing = match fields.optional_integer("receive_coalescing_us") {
+        Ok(None) => Some(DEFAULT_RECEIVE_COALESCING),
+        Ok(Some(micros)) if (0..=MAX_RECEIVE_COALESCING_US as i64).contains(&micros) => {
+            Some(Duration::from_micros(micros as u64))
+        }
+        Ok(Some(micros)) => {
+            fields.invalid(
+                "receive_coalescing_us",
+                &micros.to_string(),
+                &format!("must be 0 to {MAX_RECEIVE_COALESCING_US} microseconds; 0 turns it off"),
+            );
+            None
+        }
+        Err(()) => None,
+    };
     if let (Some(Some(_)), Some(None)) = (&admin_address, &admin_token_file) {
         fields.violations.push(missing(
             PLACE,
@@ -233,6 +252,7 @@ fn gateway_draft(table: &Table, violations: &mut Vec<Violation>) -> GatewayDraft
         admin_socket,
         admin_address,
         admin_token_file,
+        receive_coalescing,
     }
 }
 
@@ -524,6 +544,7 @@ impl Draft {
             admin_socket: self.gateway.admin_socket?,
             admin_address: self.gateway.admin_address?,
             admin_token_file: self.gateway.admin_token_file?,
+            receive_coalescing: self.gateway.receive_coalescing?,
         };
         let mut ssl_servers = Vec::with_capacity(self.servers.len());
         for server in self.servers {

@@ -75,6 +75,7 @@ fn defaults_fill_optional_fields() {
     assert_eq!(gateway.listen_address.to_string(), "0.0.0.0");
     assert_eq!(gateway.pki_dir, PathBuf::from("certs"));
     assert_eq!(gateway.max_connections, 50);
+    assert_eq!(gateway.receive_coalescing, Duration::from_micros(100));
     let server = &loaded.config.ssl_servers[0];
     assert_eq!(server.protocol, Protocol::Tcp);
     assert_eq!(server.port, 1194);
@@ -428,6 +429,23 @@ fn max_connections_bounds() {
     assert_valid(&text(1));
     assert_one_violation(&text(0), "max_connections", "1 to 65535");
     assert_one_violation(&text(65536), "max_connections", "1 to 65535");
+}
+
+#[test]
+fn receive_coalescing_bounds() {
+    let text = |micros: &str| format!("{GATEWAY}receive_coalescing_us = {micros}\n{SERVER}");
+    let with = |micros: &str| {
+        load(&text(micros))
+            .unwrap()
+            .config
+            .gateway
+            .receive_coalescing
+    };
+    assert_eq!(with("0"), Duration::ZERO);
+    assert_eq!(with("1000"), Duration::from_micros(1000));
+    assert_one_violation(&text("-1"), "receive_coalescing_us", "0 to 1000");
+    assert_one_violation(&text("1001"), "receive_coalescing_us", "0 to 1000");
+    assert_one_violation(&text("\"100\""), "receive_coalescing_us", "an integer");
 }
 
 #[test]

@@ -361,8 +361,9 @@ impl RunningGateway {
         }
         if gateway_changed {
             warn!(
-                "[gateway] changed; listen_address, max_connections, pki_dir and the admin \
-                 settings take effect when sslvpn serve restarts"
+                "[gateway] changed; listen_address, max_connections, pki_dir, \
+                 receive_coalescing_us and the admin settings take effect when sslvpn serve \
+                 restarts"
             );
         }
         if failed.is_empty() {
@@ -726,6 +727,14 @@ fn render_metrics(servers: &[(&String, ServerMetrics)]) -> String {
             })
         }),
     );
+    family(
+        "sslvpn_receive_coalescing_pauses_total",
+        "counter",
+        "Pauses after a burst of packets from clients (receive_coalescing_us).",
+        &mut servers
+            .iter()
+            .map(|(name, m)| (server(name), m.coalescing_pauses)),
+    );
     text
 }
 
@@ -779,6 +788,7 @@ mod tests {
                 packets_out: 2,
             },
             dropped: vec![("replay", 4)],
+            coalescing_pauses: 6,
         };
         let text = render_metrics(&[(&name, metrics)]);
         assert!(text.contains("# TYPE sslvpn_sessions gauge\n"), "{text}");
@@ -788,6 +798,10 @@ mod tests {
         );
         assert!(
             text.contains("sslvpn_auth_failures_total{server=\"office\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sslvpn_receive_coalescing_pauses_total{server=\"office\"} 6\n"),
             "{text}"
         );
         assert!(

@@ -7,6 +7,7 @@
 
 mod addresses;
 mod admission;
+mod coalesce;
 mod credentials;
 mod driven;
 mod error;

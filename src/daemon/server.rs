@@ -22,6 +22,7 @@ use crate::proto::wrap::WrapConfig;
 
 use super::addresses::{AddressPool, server_address};
 use super::admission::Admission;
+use super::coalesce::Coalescing;
 use super::credentials::{self, CrlWatch};
 use super::error::{ServeError, bind_fix, device_fix};
 use super::identity::{self, UsersWatch};
@@ -92,6 +93,8 @@ pub(crate) struct ServerMetrics {
     pub(crate) traffic: Traffic,
     /// Packets dropped, by reason.
     pub(crate) dropped: Vec<(&'static str, u64)>,
+    /// Pauses of receive coalescing (see [`Coalescing`]).
+    pub(crate) coalescing_pauses: u64,
 }
 
 pub(crate) struct Server {
@@ -111,6 +114,8 @@ pub(crate) struct Server {
     backend: Option<Backend>,
     /// The users file of the local backend, reread when it changes.
     users: Option<UsersWatch>,
+    /// `[gateway] receive_coalescing_us`.
+    coalescing_pause: Duration,
 }
 
 /// The event that woke the task.
@@ -195,6 +200,7 @@ impl Server {
             max_tcp_connections: admission.max() as usize + EXTRA_TCP_CONNECTIONS,
             backend,
             users,
+            coalescing_pause: gateway.receive_coalescing,
         })
     }
 
@@ -247,25 +253,32 @@ impl Server {
         let (results_tx, mut results_rx) = mpsc::channel(MAX_HANDSHAKING);
         let mut checks = JoinSet::new();
 
+        let mut coalescing = Coalescing::new(self.coalescing_pause);
         let result = loop {
             let deadline = self.sessions.next_deadline();
-            let wake = tokio::select! {
-                _ = stop.changed() => Wake::Stop,
-                read = tun_receive.receive(&self.device) => Wake::Tun(read),
-                received = receive(&self.listener, &mut udp_batch) => Wake::Datagram(received),
-                accepted = accept(&self.listener) => Wake::Accepted(accepted),
-                Some((conn, event)) = readers.next(), if !readers.is_empty() => {
-                    Wake::Readable(conn, event)
+            let next = async {
+                tokio::select! {
+                    _ = stop.changed() => Wake::Stop,
+                    read = tun_receive.receive(&self.device) => Wake::Tun(read),
+                    received = receive(&self.listener, &mut udp_batch) => {
+                        Wake::Datagram(received)
+                    }
+                    accepted = accept(&self.listener) => Wake::Accepted(accepted),
+                    Some((conn, event)) = readers.next(), if !readers.is_empty() => {
+                        Wake::Readable(conn, event)
+                    }
+                    Some(conn) = closed_rx.recv() => Wake::Closed(conn),
+                    () = sleep_until(deadline) => Wake::Timer,
+                    _ = crl_poll.tick() => Wake::CrlPoll,
+                    Some(_) = tasks.join_next(), if !tasks.is_empty() => Wake::ConnectionEnded,
+                    Some(result) = results_rx.recv() => Wake::Checked(result),
+                    Some(_) = checks.join_next(), if !checks.is_empty() => Wake::CheckEnded,
+                    Some(request) = control.recv() => Wake::Control(request),
                 }
-                Some(conn) = closed_rx.recv() => Wake::Closed(conn),
-                () = sleep_until(deadline) => Wake::Timer,
-                _ = crl_poll.tick() => Wake::CrlPoll,
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => Wake::ConnectionEnded,
-                Some(result) = results_rx.recv() => Wake::Checked(result),
-                Some(_) = checks.join_next(), if !checks.is_empty() => Wake::CheckEnded,
-                Some(request) = control.recv() => Wake::Control(request),
             };
+            let wake = coalescing.next(next).await;
             let now = Instant::now();
+            let from_clients = matches!(wake, Wake::Datagram(_) | Wake::Readable(..));
             let (reloaded, users) = match wake {
                 Wake::CrlPoll | Wake::Control(Control::Reload) => {
                     self.sessions.prune_throttle(now);
@@ -426,7 +439,7 @@ impl Server {
                     let _ = reply.send(self.sessions.kill(&mut io, id, now));
                 }
                 Wake::Control(Control::Metrics(reply)) => {
-                    let _ = reply.send(self.metrics());
+                    let _ = reply.send(self.metrics(coalescing.pauses()));
                 }
                 Wake::Control(Control::Reconfigure(config)) => {
                     info!(cipher = %config.cipher, "new settings apply to new sessions");
@@ -442,6 +455,10 @@ impl Server {
             }
             // Sends the datagrams and writes the TUN packets this wake queued.
             drop(io);
+            let written = tun_sends.take_pushed();
+            if from_clients {
+                coalescing.add(written);
+            }
             self.spawn_password_checks(&mut checks, &results_tx);
         };
         checks.abort_all();
@@ -502,7 +519,7 @@ impl Server {
         }
     }
 
-    fn metrics(&self) -> ServerMetrics {
+    fn metrics(&self, coalescing_pauses: u64) -> ServerMetrics {
         let counters = &self.sessions.counters;
         let mut dropped: Vec<(&'static str, u64)> = counters
             .dropped
@@ -520,6 +537,7 @@ impl Server {
             auth_failures: counters.auth_failures,
             traffic: counters.traffic,
             dropped,
+            coalescing_pauses,
         }
     }
 

@@ -125,6 +125,8 @@ pub(super) struct TunSendBatch {
     slots: Vec<Slot>,
     /// Slots in use, from the first.
     queued: usize,
+    /// Packets queued since [`Self::take_pushed`] last ran.
+    pushed: usize,
     gro: GROTable,
 }
 
@@ -136,6 +138,7 @@ impl TunSendBatch {
         Self {
             slots,
             queued: 0,
+            pushed: 0,
             gro: GROTable::new(),
         }
     }
@@ -175,7 +178,13 @@ impl TunSendBatch {
         slot.resize(SEND_OFFSET, 0);
         slot.extend_from_slice(packet);
         self.queued += 1;
+        self.pushed += 1;
         Ok(())
+    }
+
+    /// Returns how many packets were queued since the last call.
+    pub(super) fn take_pushed(&mut self) -> usize {
+        std::mem::take(&mut self.pushed)
     }
 
     /// Writes the queued packets without waiting. tun-rs writes every packet even after a

@@ -1,7 +1,9 @@
 //! A gateway namespace running `sslvpn serve` with a generated configuration, and the steps
 //! around it that tests share: issuing profiles and connecting stock `openvpn` clients.
 
+use std::io::{Read, Write};
 use std::net::Ipv4Addr;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -159,6 +161,27 @@ impl Gateway {
 
     pub fn ping_host(&self, count: u32) -> u32 {
         self.bed.ping(Ns::Client, self.host(), count)
+    }
+
+    /// Reads one sample from the admin API's `/metrics`: the value on the line that starts
+    /// with `series`, such as `sslvpn_sessions{server="office"}`.
+    pub fn metric(&self, series: &str) -> u64 {
+        let socket = self.bed.dir().join("admin.sock");
+        let mut stream = UnixStream::connect(&socket).expect("connect to the admin socket");
+        let request = "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        stream
+            .write_all(request.as_bytes())
+            .expect("send the request");
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .expect("read the response");
+        let prefix = format!("{series} ");
+        response
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("no {series:?} sample in:\n{response}"))
     }
 }
 
