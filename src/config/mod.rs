@@ -28,7 +28,7 @@ pub const DEFAULT_ADMIN_SOCKET: &str = "/run/sslvpn/admin.sock";
 /// Default number of concurrent SSL-VPN connections a gateway accepts.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 50;
 /// Default of `[gateway] receive_coalescing_us`.
-pub const DEFAULT_RECEIVE_COALESCING: Duration = Duration::from_micros(100);
+pub const DEFAULT_RECEIVE_COALESCING: Duration = Duration::from_micros(150);
 /// Largest `[gateway] receive_coalescing_us`, in microseconds.
 pub const MAX_RECEIVE_COALESCING_US: u64 = 1000;
 

@@ -75,7 +75,7 @@ fn defaults_fill_optional_fields() {
     assert_eq!(gateway.listen_address.to_string(), "0.0.0.0");
     assert_eq!(gateway.pki_dir, PathBuf::from("certs"));
     assert_eq!(gateway.max_connections, 50);
-    assert_eq!(gateway.receive_coalescing, Duration::from_micros(100));
+    assert_eq!(gateway.receive_coalescing, Duration::from_micros(150));
     let server = &loaded.config.ssl_servers[0];
     assert_eq!(server.protocol, Protocol::Tcp);
     assert_eq!(server.port, 1194);

@@ -12,13 +12,32 @@
 //! end.
 
 use std::future::Future;
+use std::io;
 use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
 
+use tracing::debug;
+
 /// The number of packets written to the TUN device between two waits that counts as a
 /// burst. A ping writes one.
 const MIN_BURST: usize = 2;
+
+/// How much later than requested Linux may end a sleep of a server's thread. The default
+/// timer slack, 50 µs, would lengthen each pause by that much.
+const TIMER_SLACK: Duration = Duration::from_micros(5);
+
+/// Sets the calling thread's timer slack to [`TIMER_SLACK`], so that its pauses last about
+/// as long as configured.
+pub(super) fn set_timer_slack() {
+    let nanos = TIMER_SLACK.as_nanos() as libc::c_ulong;
+    // SAFETY: PR_SET_TIMERSLACK reads only its integer argument.
+    let result = unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, nanos) };
+    if result != 0 {
+        let error = io::Error::last_os_error();
+        debug!(%error, "setting the timer slack failed; pauses last up to 50 µs longer");
+    }
+}
 
 /// The state of receive coalescing for one SSL server.
 #[derive(Debug)]
@@ -65,8 +84,7 @@ impl Coalescing {
     /// for the pause and then awaits `next`.
     ///
     /// Blocking is right only on a thread that serves this SSL server alone, because every
-    /// other task of the thread waits too. Linux lengthens the sleep by the thread's timer
-    /// slack, 50 µs by default.
+    /// other task of the thread waits too.
     pub(super) async fn next<F: Future>(&mut self, next: F) -> F::Output {
         let mut next = pin!(next);
         let first = std::future::poll_fn(|cx| Poll::Ready(next.as_mut().poll(cx))).await;

@@ -24,6 +24,7 @@ use crate::config::{Config, Gateway, Protocol, SslServer};
 
 use super::addresses::AddressPool;
 use super::admission::Admission;
+use super::coalesce;
 use super::error::ServeError;
 use super::retry::{self, StartRetries};
 use super::server::{Control, Server, ServerMetrics};
@@ -78,6 +79,7 @@ impl ServerThread {
             failures,
         } = self;
 
+        coalesce::set_timer_slack();
         let runtime = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
