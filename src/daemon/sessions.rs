@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use ipnet::Ipv4Net;
-use tracing::{debug, info};
+use tracing::{debug, error, info};
 
 use crate::admin::SessionView;
 use crate::auth::token::SessionToken;
@@ -19,7 +19,8 @@ use crate::config::{Protocol, SslServer};
 use crate::proto::cookie::CookieKey;
 use crate::proto::packet::SESSION_ID_LEN;
 use crate::proto::session::{
-    AuthRequest, ClientNetwork, CloseKind, Event, Incoming, SessionConfig,
+    AuthRequest, ClientNetwork, CloseKind, Event, Incoming, SessionConfig, SessionError,
+    StatelessHandshake,
 };
 
 use super::addresses::AddressPool;
@@ -166,8 +167,9 @@ pub(crate) struct Sessions<S> {
     next_peer_id: u32,
     pub(crate) counters: Counters,
     buffer: Vec<u8>,
-    /// The key of stateless UDP handshakes; None starts sessions from the hard reset itself.
-    cookie: Option<CookieKey>,
+    /// The stateless start of UDP sessions, prepared for the current `config`. With None,
+    /// sessions start from the hard reset itself.
+    stateless: Option<Arc<StatelessHandshake>>,
     reply_limiter: stateless::ReplyLimiter,
     failure_log: LogBudget,
 }
@@ -223,21 +225,31 @@ impl<S: DrivenSession> Sessions<S> {
             next_peer_id: 0,
             counters: Counters::default(),
             buffer: Vec::with_capacity(2048),
-            cookie: None,
+            stateless: None,
             reply_limiter: stateless::ReplyLimiter::new(),
             failure_log: LogBudget::default(),
         }
     }
 
-    /// Starts UDP sessions statelessly with `key` (see [`crate::proto::cookie`]).
-    pub(crate) fn with_cookie(mut self, key: CookieKey) -> Self {
-        self.cookie = Some(key);
-        self
+    /// Starts UDP sessions statelessly with `key` (see [`crate::proto::cookie`]). Fails when
+    /// the control-channel protection of the config cannot be prepared.
+    pub(crate) fn with_cookie(mut self, key: CookieKey) -> Result<Self, SessionError> {
+        self.stateless = Some(Arc::new(StatelessHandshake::new(key, &self.config)?));
+        Ok(self)
     }
 
     /// Takes a connection id that no session or TCP connection uses.
     pub(crate) fn new_conn_id(&mut self) -> ConnId {
         NEXT_CONN.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Returns a link with a new connection id to a UDP peer.
+    fn new_udp_link(&mut self, remote: SocketAddr, local: Option<IpAddr>) -> Link {
+        Link {
+            conn: self.new_conn_id(),
+            remote,
+            local,
+        }
     }
 
     /// Describes every admitted client for the admin API.
@@ -354,15 +366,11 @@ impl<S: DrivenSession> Sessions<S> {
             self.float(io, conn, remote, local, packet, now);
             return;
         }
-        if self.cookie.is_some() {
+        if self.stateless.is_some() {
             self.receive_unknown(io, remote, local, packet, now);
             return;
         }
-        let link = Link {
-            conn: self.new_conn_id(),
-            remote,
-            local,
-        };
+        let link = self.new_udp_link(remote, local);
         self.start(io, link, packet, now);
     }
 
@@ -408,7 +416,7 @@ impl<S: DrivenSession> Sessions<S> {
         revoked: HashSet<String>,
         now: Instant,
     ) {
-        self.config = config;
+        self.replace_config(config);
         self.revoked = revoked;
         let doomed: Vec<(ConnId, String, String)> = self
             .entries
@@ -429,6 +437,22 @@ impl<S: DrivenSession> Sessions<S> {
 
     /// Uses `config` for new sessions; the running ones keep theirs.
     pub(crate) fn set_config(&mut self, config: Arc<SessionConfig>) {
+        self.replace_config(config);
+    }
+
+    /// Uses `config` for new sessions and prepares the stateless handshake for it, so a
+    /// changed key applies to the next packet from an unknown peer.
+    fn replace_config(&mut self, config: Arc<SessionConfig>) {
+        if let Some(handshake) = &self.stateless {
+            match StatelessHandshake::new(handshake.key().clone(), &config) {
+                Ok(prepared) => self.stateless = Some(Arc::new(prepared)),
+                Err(error) => error!(
+                    %error,
+                    "preparing the control-channel protection of the changed settings failed; \
+                     packets from unknown peers are checked with the previous one"
+                ),
+            }
+        }
         self.config = config;
     }
 

@@ -1,3 +1,4 @@
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -5,6 +6,7 @@ use super::*;
 use crate::config::{Cipher, Topology};
 use crate::daemon::addresses::open_pool;
 use crate::proto::keymethod::Secret;
+use crate::proto::packet::SessionId;
 use crate::proto::session::{AuthRequest, Authorization, SessionError};
 use crate::proto::test_pki::TestCa;
 use crate::proto::tls;
@@ -15,6 +17,10 @@ use crate::proto::tls;
 /// and both may end in `\0<username>\0<password>` to send credentials;
 /// `D <ip packet>` carries data, `X` fails authentication, `C` closes; anything else is
 /// consumed. A hard reset on an existing session is dropped.
+///
+/// Stateless starts are scripted too. A hard reset whose byte 1 is `?` fails the protection
+/// check, and the reply is `\x40cookie` followed by the cookie. A control packet of the
+/// client's session id followed by the cookie starts a session (see [`cookie_echo`]).
 pub(super) struct FakeSession {
     outgoing: VecDeque<Vec<u8>>,
     events: VecDeque<Event>,
@@ -73,6 +79,55 @@ impl DrivenSession for FakeSession {
             peer_session_id: first_packet
                 .get(1..9)
                 .map(|id| id.try_into().expect("8 bytes")),
+        })
+    }
+
+    fn check_hard_reset(
+        _handshake: &StatelessHandshake,
+        packet: &[u8],
+    ) -> Result<SessionId, SessionError> {
+        if packet.get(1) == Some(&b'?') {
+            return Err(SessionError::BadFirstPacket("forged".to_owned()));
+        }
+        Ok(client_session_id(packet))
+    }
+
+    fn stateless_reply(
+        handshake: &StatelessHandshake,
+        client_session: SessionId,
+        client: SocketAddr,
+        _unix_time: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SessionError> {
+        REPLIES_BUILT.set(REPLIES_BUILT.get() + 1);
+        out.clear();
+        out.extend_from_slice(b"\x40cookie");
+        out.extend_from_slice(cookie(handshake.key(), client, client_session).as_bytes());
+        Ok(())
+    }
+
+    fn create_from_cookie(
+        _config: Arc<SessionConfig>,
+        handshake: &StatelessHandshake,
+        packet: &[u8],
+        client: SocketAddr,
+        _peer_id: u32,
+        now: Instant,
+        _unix_time: u64,
+    ) -> Result<Self, SessionError> {
+        let client_session = client_session_id(packet);
+        let expected = cookie(handshake.key(), client, client_session);
+        if packet.get(9..17) != Some(expected.as_bytes().as_slice()) {
+            return Err(SessionError::BadFirstPacket("no valid cookie".to_owned()));
+        }
+        Ok(Self {
+            outgoing: VecDeque::from([b"\x40started".to_vec()]),
+            events: VecDeque::new(),
+            deadline: now + Duration::from_secs(30),
+            keys: false,
+            closed: false,
+            auth_token: None,
+            peer_session_id: Some(client_session.0),
         })
     }
 
@@ -201,6 +256,25 @@ impl DrivenSession for FakeSession {
     }
 }
 
+thread_local! {
+    /// Stateless replies that [`FakeSession`] built on this thread.
+    pub(super) static REPLIES_BUILT: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Returns bytes 1 to 8 of a packet, zero-padded, as the client's session id.
+fn client_session_id(packet: &[u8]) -> SessionId {
+    let mut id = [0; 8];
+    for (byte, sent) in id.iter_mut().zip(packet.iter().skip(1)) {
+        *byte = *sent;
+    }
+    SessionId(id)
+}
+
+/// Returns the cookie of [`FakeSession`]'s stateless replies: the real one of time slot 0.
+fn cookie(key: &CookieKey, client: SocketAddr, client_session: SessionId) -> SessionId {
+    key.session_id(0, client, &client_session)
+}
+
 #[derive(Debug, Default)]
 pub(super) struct RecordingIo {
     pub(super) sent: Vec<(Link, Vec<u8>)>,
@@ -325,6 +399,36 @@ fn ipv4_to(destination: [u8; 4]) -> Vec<u8> {
     packet[0] = 0x45;
     packet[16..20].copy_from_slice(&destination);
     packet
+}
+
+/// Returns the hard reset of client session `id`, whose session id is eight bytes `id`.
+pub(super) fn hard_reset(id: u8) -> Vec<u8> {
+    let mut packet = vec![0x38];
+    packet.extend_from_slice(&[id; 8]);
+    packet
+}
+
+/// Returns a control packet of client session `id` that carries `command`.
+fn control_of(id: u8, command: &[u8]) -> Vec<u8> {
+    let mut packet = vec![0x20];
+    packet.extend_from_slice(&[id; 8]);
+    packet.extend_from_slice(command);
+    packet
+}
+
+/// Returns the packet with which client session `id` at `client` echoes the cookie of the
+/// stateless reply that `sessions` sent it.
+pub(super) fn cookie_echo(sessions: &Sessions<FakeSession>, client: SocketAddr, id: u8) -> Vec<u8> {
+    let handshake = sessions.stateless.as_ref().expect("a stateless table");
+    let mut packet = control_of(id, &[]);
+    packet.extend_from_slice(cookie(handshake.key(), client, SessionId([id; 8])).as_bytes());
+    packet
+}
+
+pub(super) fn stateless_table(admission: &Admission) -> Sessions<FakeSession> {
+    table(Protocol::Udp, admission)
+        .with_cookie(CookieKey::new([3; 16]))
+        .expect("the protection of the test config")
 }
 
 /// Runs a UDP client through hard reset, authentication and establishment.
