@@ -46,11 +46,6 @@ pub(crate) trait DrivenSession: Sized + Send {
         now: Instant,
         unix_time: u64,
     ) -> Result<Self, SessionError>;
-    /// Checks the control-channel protection of a hard reset without creating any state.
-    /// Scripted sessions in tests accept every packet.
-    fn check_protection(_config: &SessionConfig, _packet: &[u8]) -> Result<(), SessionError> {
-        Ok(())
-    }
     /// Returns the session id the client chose, if the session has one.
     fn peer_session_id(&self) -> Option<[u8; SESSION_ID_LEN]> {
         None
@@ -105,12 +100,6 @@ impl DrivenSession for Session {
         unix_time: u64,
     ) -> Result<Self, SessionError> {
         Session::from_cookie(config, handshake, packet, client, peer_id, now, unix_time)
-    }
-
-    fn check_protection(config: &SessionConfig, packet: &[u8]) -> Result<(), SessionError> {
-        let mut plain = Vec::with_capacity(packet.len());
-        config.wrap.build()?.open(packet, &mut plain)?;
-        Ok(())
     }
 
     fn peer_session_id(&self) -> Option<[u8; SESSION_ID_LEN]> {

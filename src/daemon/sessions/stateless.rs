@@ -62,8 +62,9 @@ impl ReplyLimiter {
 }
 
 impl<S: DrivenSession> Sessions<S> {
-    /// Handles a packet from an unknown UDP address on a server with a cookie key: replies to a
-    /// hard reset statelessly, or starts the session from a packet that echoes the cookie.
+    /// Handles a packet that belongs to no session of its UDP address on a server with a
+    /// cookie key: replies to a hard reset statelessly, or starts the session from a packet
+    /// that echoes the cookie.
     pub(super) fn receive_unknown(
         &mut self,
         io: &mut impl Io,
@@ -123,11 +124,11 @@ impl<S: DrivenSession> Sessions<S> {
         packet: &[u8],
         now: Instant,
     ) {
-        if self.handshaking >= super::MAX_HANDSHAKING {
+        if !self.handshake_allowed(remote) {
             self.ignore(remote, "too many handshakes in progress");
             return;
         }
-        let Some(peer_id) = self.allocate_peer_id() else {
+        let Some(peer_id) = self.peer_id_for(remote) else {
             self.ignore(remote, "no free peer-id");
             return;
         };
