@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::proto::cookie::CookieKey;
 use crate::proto::keymethod::Secret;
-use crate::proto::packet::SESSION_ID_LEN;
+use crate::proto::packet::{SESSION_ID_LEN, SessionId};
 use crate::proto::session::{
     Authorization, CloseKind, Event, Incoming, Session, SessionConfig, SessionError,
+    StatelessHandshake,
 };
 
 /// A per-client protocol session as the daemon drives it. [`Session`] is the real one.
@@ -21,39 +21,31 @@ pub(crate) trait DrivenSession: Sized + Send {
         now: Instant,
         unix_time: u64,
     ) -> Result<Self, SessionError>;
-    /// Replies to a hard reset without state (see [`crate::proto::cookie`]). Scripted sessions
-    /// in tests send no reply.
+    /// Checks a hard reset from a peer without a session with the server's prepared
+    /// protection and returns the client's session id (see
+    /// [`StatelessHandshake::check_hard_reset`]).
+    fn check_hard_reset(
+        handshake: &StatelessHandshake,
+        packet: &[u8],
+    ) -> Result<SessionId, SessionError>;
+    /// Writes the stateless reply to a checked hard reset (see [`StatelessHandshake::reply`]).
     fn stateless_reply(
-        _config: &SessionConfig,
-        _key: &CookieKey,
-        _packet: &[u8],
-        _client: SocketAddr,
-        _unix_time: u64,
-        _out: &mut Vec<u8>,
-    ) -> Result<(), SessionError> {
-        Err(SessionError::BadFirstPacket(
-            "stateless start unsupported".to_owned(),
-        ))
-    }
+        handshake: &StatelessHandshake,
+        client_session: SessionId,
+        client: SocketAddr,
+        unix_time: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SessionError>;
     /// Creates a session from a packet that echoes a stateless reply's cookie.
     fn create_from_cookie(
-        _config: Arc<SessionConfig>,
-        _key: &CookieKey,
-        _packet: &[u8],
-        _client: SocketAddr,
-        _peer_id: u32,
-        _now: Instant,
-        _unix_time: u64,
-    ) -> Result<Self, SessionError> {
-        Err(SessionError::BadFirstPacket(
-            "stateless start unsupported".to_owned(),
-        ))
-    }
-    /// Checks the control-channel protection of a hard reset without creating any state.
-    /// Scripted sessions in tests accept every packet.
-    fn check_protection(_config: &SessionConfig, _packet: &[u8]) -> Result<(), SessionError> {
-        Ok(())
-    }
+        config: Arc<SessionConfig>,
+        handshake: &StatelessHandshake,
+        packet: &[u8],
+        client: SocketAddr,
+        peer_id: u32,
+        now: Instant,
+        unix_time: u64,
+    ) -> Result<Self, SessionError>;
     /// Returns the session id the client chose, if the session has one.
     fn peer_session_id(&self) -> Option<[u8; SESSION_ID_LEN]> {
         None
@@ -81,33 +73,33 @@ impl DrivenSession for Session {
         Session::new(config, first_packet, peer_id, now, unix_time)
     }
 
-    fn stateless_reply(
-        config: &SessionConfig,
-        key: &CookieKey,
+    fn check_hard_reset(
+        handshake: &StatelessHandshake,
         packet: &[u8],
+    ) -> Result<SessionId, SessionError> {
+        handshake.check_hard_reset(packet)
+    }
+
+    fn stateless_reply(
+        handshake: &StatelessHandshake,
+        client_session: SessionId,
         client: SocketAddr,
         unix_time: u64,
         out: &mut Vec<u8>,
     ) -> Result<(), SessionError> {
-        Session::stateless_reply(config, key, packet, client, unix_time, out)
+        handshake.reply(client_session, client, unix_time, out)
     }
 
     fn create_from_cookie(
         config: Arc<SessionConfig>,
-        key: &CookieKey,
+        handshake: &StatelessHandshake,
         packet: &[u8],
         client: SocketAddr,
         peer_id: u32,
         now: Instant,
         unix_time: u64,
     ) -> Result<Self, SessionError> {
-        Session::from_cookie(config, key, packet, client, peer_id, now, unix_time)
-    }
-
-    fn check_protection(config: &SessionConfig, packet: &[u8]) -> Result<(), SessionError> {
-        let mut plain = Vec::with_capacity(packet.len());
-        config.wrap.build()?.open(packet, &mut plain)?;
-        Ok(())
+        Session::from_cookie(config, handshake, packet, client, peer_id, now, unix_time)
     }
 
     fn peer_session_id(&self) -> Option<[u8; SESSION_ID_LEN]> {

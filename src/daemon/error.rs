@@ -31,6 +31,11 @@ pub enum ServeError {
         error: io::Error,
         fix: &'static str,
     },
+    #[error("SSL server {server:?}: cannot prepare the control-channel protection: {error}")]
+    Protection {
+        server: String,
+        error: crate::proto::session::SessionError,
+    },
     #[error("SSL server {server:?}: cannot create TUN device {device}: {error}; {fix}")]
     CreateDevice {
         server: String,

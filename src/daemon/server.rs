@@ -184,7 +184,12 @@ impl Server {
         let session_config = Arc::new(session_config(config, tls.clone(), wrap.clone()));
         let mut sessions = Sessions::new(config, session_config, pool, admission.clone(), revoked);
         if config.protocol == Protocol::Udp {
-            sessions = sessions.with_cookie(CookieKey::random());
+            sessions = sessions.with_cookie(CookieKey::random()).map_err(|error| {
+                ServeError::Protection {
+                    server: name.clone(),
+                    error,
+                }
+            })?;
         }
         Ok(Self {
             config: config.clone(),

@@ -1,6 +1,12 @@
 //! Every session of one SSL server, and the maps that route packets to them: by connection,
 //! by UDP source address, by peer-id, by tunnel address and by certificate common name.
 //!
+//! A UDP address has one running session. A new session from that address (the client
+//! restarted, or someone replays its earlier handshake) runs its handshake beside the running
+//! one, as OpenVPN 2.6 does, and replaces it only once it authenticates. Control packets go
+//! to the two by the client's session id, and data packets to the running one. The new
+//! session gets the running one's peer-id, as OpenVPN keeps one peer-id per client address.
+//!
 //! The table does no I/O itself: it writes through an [`Io`], so the same code serves TCP and
 //! UDP and can be tested with a scripted session.
 
@@ -11,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use ipnet::Ipv4Net;
-use tracing::{debug, info};
+use tracing::{debug, error, info};
 
 use crate::admin::SessionView;
 use crate::auth::token::SessionToken;
@@ -19,7 +25,8 @@ use crate::config::{Protocol, SslServer};
 use crate::proto::cookie::CookieKey;
 use crate::proto::packet::SESSION_ID_LEN;
 use crate::proto::session::{
-    AuthRequest, ClientNetwork, CloseKind, Event, Incoming, SessionConfig,
+    AuthRequest, ClientNetwork, CloseKind, Event, Incoming, SessionConfig, SessionError,
+    StatelessHandshake,
 };
 
 use super::addresses::AddressPool;
@@ -35,6 +42,7 @@ pub(crate) type ConnId = u64;
 /// The next connection id of the process.
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
+const OPCODE_DATA_V1: u8 = 6;
 const OPCODE_HARD_RESET_CLIENT_V2: u8 = 7;
 const OPCODE_DATA_V2: u8 = 9;
 /// Largest peer-id: they are 24 bits wide and 0xFFFFFF means "no peer-id".
@@ -115,6 +123,17 @@ enum Delivery {
     Gone,
 }
 
+/// The destination of a datagram from an address that has a running session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Route {
+    Session(ConnId),
+    /// The start of a new session: a hard reset, or on a stateless server any control packet,
+    /// with a client session id that no session of the address has.
+    NewSession,
+    /// A control packet of a session that the address does not have.
+    Unknown,
+}
+
 /// A client that passed authentication.
 #[derive(Debug)]
 struct Client {
@@ -153,7 +172,11 @@ pub(crate) struct Sessions<S> {
     /// Revoked certificate serials, normalized.
     revoked: HashSet<String>,
     entries: HashMap<ConnId, Entry<S>>,
+    /// The running session of each UDP address.
     by_remote: HashMap<SocketAddr, ConnId>,
+    /// A UDP address's new session while its handshake runs beside the running session, at
+    /// most one per address. Each key is also in `by_remote`, with another session.
+    pending: HashMap<SocketAddr, ConnId>,
     by_peer_id: HashMap<u32, ConnId>,
     by_address: HashMap<Ipv4Addr, ConnId>,
     by_name: HashMap<String, ConnId>,
@@ -166,8 +189,9 @@ pub(crate) struct Sessions<S> {
     next_peer_id: u32,
     pub(crate) counters: Counters,
     buffer: Vec<u8>,
-    /// The key of stateless UDP handshakes; None starts sessions from the hard reset itself.
-    cookie: Option<CookieKey>,
+    /// The stateless start of UDP sessions, prepared for the current `config`. With None,
+    /// sessions start from the hard reset itself.
+    stateless: Option<Arc<StatelessHandshake>>,
     reply_limiter: stateless::ReplyLimiter,
     failure_log: LogBudget,
 }
@@ -214,6 +238,7 @@ impl<S: DrivenSession> Sessions<S> {
             revoked,
             entries: HashMap::new(),
             by_remote: HashMap::new(),
+            pending: HashMap::new(),
             by_peer_id: HashMap::new(),
             by_address: HashMap::new(),
             by_name: HashMap::new(),
@@ -223,21 +248,31 @@ impl<S: DrivenSession> Sessions<S> {
             next_peer_id: 0,
             counters: Counters::default(),
             buffer: Vec::with_capacity(2048),
-            cookie: None,
+            stateless: None,
             reply_limiter: stateless::ReplyLimiter::new(),
             failure_log: LogBudget::default(),
         }
     }
 
-    /// Starts UDP sessions statelessly with `key` (see [`crate::proto::cookie`]).
-    pub(crate) fn with_cookie(mut self, key: CookieKey) -> Self {
-        self.cookie = Some(key);
-        self
+    /// Starts UDP sessions statelessly with `key` (see [`crate::proto::cookie`]). Fails when
+    /// the control-channel protection of the config cannot be prepared.
+    pub(crate) fn with_cookie(mut self, key: CookieKey) -> Result<Self, SessionError> {
+        self.stateless = Some(Arc::new(StatelessHandshake::new(key, &self.config)?));
+        Ok(self)
     }
 
     /// Takes a connection id that no session or TCP connection uses.
     pub(crate) fn new_conn_id(&mut self) -> ConnId {
         NEXT_CONN.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Returns a link with a new connection id to a UDP peer.
+    fn new_udp_link(&mut self, remote: SocketAddr, local: Option<IpAddr>) -> Link {
+        Link {
+            conn: self.new_conn_id(),
+            remote,
+            local,
+        }
     }
 
     /// Describes every admitted client for the admin API.
@@ -319,34 +354,19 @@ impl<S: DrivenSession> Sessions<S> {
         packet: &mut [u8],
         now: Instant,
     ) {
-        if let Some(&conn) = self.by_remote.get(&remote) {
-            // A client that restarts from the same port sends a new hard reset, which its old
-            // session drops; that replaces the old session.
-            let restart =
-                (opcode(packet) == Some(OPCODE_HARD_RESET_CLIENT_V2)).then(|| packet.to_vec());
-            let delivery = self.deliver(io, conn, packet, now);
-            if let (Delivery::Dropped, Some(first_packet)) = (delivery, restart) {
-                // A hard reset with the running session's own id is a copy of the packet that
-                // started it, e.g. one replayed by an attacker that tls-crypt's replay check
-                // dropped. With tls-crypt, a forged hard reset fails the protection check.
-                // Either leaves the client's session alone.
-                // NOTE: a replayed hard reset of an earlier session (another id) still ends
-                // the running session. OpenVPN keeps it until the new session authenticates.
-                let running = self
-                    .entries
-                    .get(&conn)
-                    .and_then(|entry| entry.session.peer_session_id());
-                let copy = match (running, first_packet.get(1..1 + SESSION_ID_LEN)) {
-                    (Some(running), Some(sent)) => running.as_slice() == sent,
-                    _ => false,
-                };
-                if copy {
-                    self.ignore(remote, "hard reset of the running session");
-                } else if S::check_protection(&self.config, &first_packet).is_ok() {
-                    self.restart(io, conn, remote, local, &first_packet, now);
-                } else {
-                    self.ignore(remote, "unauthenticated hard reset");
+        if let Some(&running) = self.by_remote.get(&remote) {
+            match self.route(running, remote, packet) {
+                Route::Session(conn) => {
+                    let reset = opcode(packet) == Some(OPCODE_HARD_RESET_CLIENT_V2);
+                    let delivery = self.deliver(io, conn, packet, now);
+                    if reset && delivery == Delivery::Dropped {
+                        // A copy of the packet that started the session, e.g. one replayed
+                        // by an attacker that tls-crypt's replay check dropped.
+                        self.ignore(remote, "hard reset of a running session");
+                    }
                 }
+                Route::NewSession => self.receive_new(io, remote, local, packet, now),
+                Route::Unknown => self.ignore(remote, "control packet of an unknown session"),
             }
             return;
         }
@@ -354,16 +374,59 @@ impl<S: DrivenSession> Sessions<S> {
             self.float(io, conn, remote, local, packet, now);
             return;
         }
-        if self.cookie.is_some() {
+        self.receive_new(io, remote, local, packet, now);
+    }
+
+    /// Handles a UDP datagram that belongs to no session of its address: statelessly on a
+    /// server with a cookie key, else by starting a session from a hard reset.
+    fn receive_new(
+        &mut self,
+        io: &mut impl Io,
+        remote: SocketAddr,
+        local: Option<IpAddr>,
+        packet: &[u8],
+        now: Instant,
+    ) {
+        if self.stateless.is_some() {
             self.receive_unknown(io, remote, local, packet, now);
             return;
         }
-        let link = Link {
-            conn: self.new_conn_id(),
-            remote,
-            local,
-        };
+        let link = self.new_udp_link(remote, local);
         self.start(io, link, packet, now);
+    }
+
+    /// Picks the destination of a datagram from an address whose running session is
+    /// `running`. Control packets go by the client's session id, so the running session
+    /// never receives the control packets of a new session from its address.
+    fn route(&self, running: ConnId, remote: SocketAddr, packet: &[u8]) -> Route {
+        let opcode = opcode(packet);
+        if matches!(opcode, Some(OPCODE_DATA_V1 | OPCODE_DATA_V2)) {
+            // A new session gets data keys only when it takes over.
+            return Route::Session(running);
+        }
+        let Some(sent) = packet.get(1..1 + SESSION_ID_LEN) else {
+            return Route::Session(running);
+        };
+        // None when the session cannot tell its client's session id.
+        let matches = |conn: ConnId| {
+            let entry = self.entries.get(&conn)?;
+            let id = entry.session.peer_session_id()?;
+            Some(id.as_slice() == sent)
+        };
+        if let Some(&conn) = self.pending.get(&remote)
+            && matches(conn) == Some(true)
+        {
+            return Route::Session(conn);
+        }
+        let reset = opcode == Some(OPCODE_HARD_RESET_CLIENT_V2);
+        match matches(running) {
+            Some(true) => Route::Session(running),
+            _ if reset => Route::NewSession,
+            // On a stateless server, it may echo the cookie of a new session.
+            Some(false) if self.stateless.is_some() => Route::NewSession,
+            Some(false) => Route::Unknown,
+            None => Route::Session(running),
+        }
     }
 
     /// Encrypts an IPv4 packet from the TUN device for the client that owns its destination.
@@ -408,7 +471,7 @@ impl<S: DrivenSession> Sessions<S> {
         revoked: HashSet<String>,
         now: Instant,
     ) {
-        self.config = config;
+        self.replace_config(config);
         self.revoked = revoked;
         let doomed: Vec<(ConnId, String, String)> = self
             .entries
@@ -429,6 +492,22 @@ impl<S: DrivenSession> Sessions<S> {
 
     /// Uses `config` for new sessions; the running ones keep theirs.
     pub(crate) fn set_config(&mut self, config: Arc<SessionConfig>) {
+        self.replace_config(config);
+    }
+
+    /// Uses `config` for new sessions and prepares the stateless handshake for it, so a
+    /// changed key applies to the next packet from an unknown peer.
+    fn replace_config(&mut self, config: Arc<SessionConfig>) {
+        if let Some(handshake) = &self.stateless {
+            match StatelessHandshake::new(handshake.key().clone(), &config) {
+                Ok(prepared) => self.stateless = Some(Arc::new(prepared)),
+                Err(error) => error!(
+                    %error,
+                    "preparing the control-channel protection of the changed settings failed; \
+                     packets from unknown peers are checked with the previous one"
+                ),
+            }
+        }
         self.config = config;
     }
 
@@ -447,11 +526,11 @@ impl<S: DrivenSession> Sessions<S> {
             return false;
         }
 
-        if self.handshaking >= MAX_HANDSHAKING {
+        if !self.handshake_allowed(link.remote) {
             self.ignore(link.remote, "too many handshakes in progress");
             return false;
         }
-        let Some(peer_id) = self.allocate_peer_id() else {
+        let Some(peer_id) = self.peer_id_for(link.remote) else {
             self.ignore(link.remote, "no free peer-id");
             return false;
         };
@@ -469,8 +548,22 @@ impl<S: DrivenSession> Sessions<S> {
         true
     }
 
-    /// Adds a new session to the table and sends what it queued.
+    /// Returns whether a new session from `remote` fits in [`MAX_HANDSHAKING`]. A pending
+    /// session of the address does not count, because the new session replaces it.
+    fn handshake_allowed(&self, remote: SocketAddr) -> bool {
+        let replaced = usize::from(self.pending.contains_key(&remote));
+        self.handshaking.saturating_sub(replaced) < MAX_HANDSHAKING
+    }
+
+    /// Adds a new session to the table and sends what it queued. On UDP, a new session from
+    /// an address with a running session becomes that address's pending session.
     fn register(&mut self, io: &mut impl Io, link: Link, session: S, peer_id: u32, now: Instant) {
+        let beside_running =
+            self.protocol == Protocol::Udp && self.by_remote.contains_key(&link.remote);
+        if let Some(&earlier) = self.pending.get(&link.remote) {
+            let reason = "replaced by a newer session from the same address";
+            self.close_session(io, earlier, CloseKind::Drop, reason, now);
+        }
         let entry = Entry {
             session,
             link,
@@ -481,33 +574,36 @@ impl<S: DrivenSession> Sessions<S> {
             traffic: Traffic::default(),
         };
         self.entries.insert(link.conn, entry);
-        self.by_peer_id.insert(peer_id, link.conn);
-        if self.protocol == Protocol::Udp {
-            self.by_remote.insert(link.remote, link.conn);
+        if beside_running {
+            // The running session keeps the peer-id until this one takes over.
+            self.pending.insert(link.remote, link.conn);
+        } else {
+            self.by_peer_id.insert(peer_id, link.conn);
+            if self.protocol == Protocol::Udp {
+                self.by_remote.insert(link.remote, link.conn);
+            }
         }
         self.handshaking += 1;
-        debug!(remote = %link.remote, peer_id, "session started");
+        debug!(remote = %link.remote, peer_id, beside_running, "session started");
         self.drain(io, link.conn, now);
     }
 
-    /// Replaces the session of `conn` with one started by `first_packet`.
-    fn restart(
-        &mut self,
-        io: &mut impl Io,
-        conn: ConnId,
-        remote: SocketAddr,
-        local: Option<IpAddr>,
-        first_packet: &[u8],
-        now: Instant,
-    ) {
-        let reason = "client started a new session";
-        self.close_session(io, conn, CloseKind::Drop, reason, now);
-        let link = Link {
-            conn: self.new_conn_id(),
-            remote,
-            local,
+    /// Makes `conn` the running session of its address if it waited beside the running one,
+    /// and ends the running one as any session end does, so its tunnel address and
+    /// connection slot are free before `conn` takes its own.
+    pub(super) fn take_over_address(&mut self, io: &mut impl Io, conn: ConnId, now: Instant) {
+        let Some(remote) = self.entries.get(&conn).map(|entry| entry.link.remote) else {
+            return;
         };
-        self.start(io, link, first_packet, now);
+        if self.pending.get(&remote) != Some(&conn) {
+            return;
+        }
+        if let Some(&running) = self.by_remote.get(&remote) {
+            let reason = "replaced by a new session from the same address";
+            self.close_session(io, running, CloseKind::Drop, reason, now);
+        }
+        // Removing the running session made `conn` the running one already.
+        self.promote_pending(remote);
     }
 
     fn deliver(
@@ -567,9 +663,12 @@ impl<S: DrivenSession> Sessions<S> {
         };
         let old = std::mem::replace(&mut entry.link.remote, remote);
         entry.link.local = local;
-        if self.by_remote.get(&old) == Some(&conn) {
-            self.by_remote.remove(&old);
+        if let Some(&pending) = self.pending.get(&old) {
+            // It shares the peer-id of the session that moved, so it cannot stay.
+            let reason = "the running session of its address moved to another address";
+            self.close_session(io, pending, CloseKind::Drop, reason, now);
         }
+        self.release_remote(conn, old);
         self.by_remote.insert(remote, conn);
         debug!(%old, new = %remote, "client moved to a new address");
     }
@@ -646,9 +745,7 @@ impl<S: DrivenSession> Sessions<S> {
         if self.by_peer_id.get(&entry.peer_id) == Some(&conn) {
             self.by_peer_id.remove(&entry.peer_id);
         }
-        if self.by_remote.get(&entry.link.remote) == Some(&conn) {
-            self.by_remote.remove(&entry.link.remote);
-        }
+        self.release_remote(conn, entry.link.remote);
         let reason = entry.close_reason.as_deref().unwrap_or("session closed");
         match &entry.client {
             Some(client) => {
@@ -686,13 +783,48 @@ impl<S: DrivenSession> Sessions<S> {
         io.close(entry.link);
     }
 
-    fn session_of_peer_id(&self, packet: &[u8]) -> Option<ConnId> {
-        if opcode(packet)? != OPCODE_DATA_V2 {
-            return None;
+    /// Removes `conn` from the UDP address maps of `remote`. When it was the running session,
+    /// the pending session of the address, if any, becomes the running one.
+    fn release_remote(&mut self, conn: ConnId, remote: SocketAddr) {
+        if self.pending.get(&remote) == Some(&conn) {
+            self.pending.remove(&remote);
         }
-        let header: [u8; 4] = packet.get(..4)?.try_into().ok()?;
-        let peer_id = u32::from_be_bytes(header) & 0xFF_FFFF;
-        self.by_peer_id.get(&peer_id).copied()
+        if self.by_remote.get(&remote) == Some(&conn) {
+            self.by_remote.remove(&remote);
+            self.promote_pending(remote);
+        }
+    }
+
+    /// Makes the pending session of `remote` its running session, with the address's
+    /// peer-id.
+    fn promote_pending(&mut self, remote: SocketAddr) {
+        let Some(conn) = self.pending.remove(&remote) else {
+            return;
+        };
+        let Some(entry) = self.entries.get(&conn) else {
+            return;
+        };
+        self.by_remote.insert(remote, conn);
+        self.by_peer_id.insert(entry.peer_id, conn);
+    }
+
+    fn session_of_peer_id(&self, packet: &[u8]) -> Option<ConnId> {
+        self.by_peer_id.get(&peer_id(packet)?).copied()
+    }
+
+    /// Returns the peer-id of a new session from `remote`: the running session's on a UDP
+    /// address that has one, else a free one. OpenVPN 2.6.3 clients apply pushed options, the
+    /// peer-id among them, once per process (`do_up` in `init.c`), so one that starts a new
+    /// session without restarting keeps sending the peer-id of its first session.
+    fn peer_id_for(&mut self, remote: SocketAddr) -> Option<u32> {
+        let running = match self.protocol {
+            Protocol::Udp => self.by_remote.get(&remote),
+            Protocol::Tcp => None,
+        };
+        match running.and_then(|conn| self.entries.get(conn)) {
+            Some(entry) => Some(entry.peer_id),
+            None => self.allocate_peer_id(),
+        }
     }
 
     fn allocate_peer_id(&mut self) -> Option<u32> {
@@ -722,6 +854,15 @@ impl<S: DrivenSession> Sessions<S> {
 
 fn opcode(packet: &[u8]) -> Option<u8> {
     packet.first().map(|byte| byte >> 3)
+}
+
+/// Returns the peer-id of a DATA_V2 packet.
+fn peer_id(packet: &[u8]) -> Option<u32> {
+    if opcode(packet)? != OPCODE_DATA_V2 {
+        return None;
+    }
+    let header: [u8; 4] = packet.get(..4)?.try_into().ok()?;
+    Some(u32::from_be_bytes(header) & 0xFF_FFFF)
 }
 
 fn count_drop(counters: &mut Counters, reason: &'static str) {

@@ -141,16 +141,40 @@ impl ControlWrap {
         now_unix: u32,
         out: &mut Vec<u8>,
     ) -> Result<(), WrapError> {
+        // Checked before a replay id is taken, so a failed call uses up none.
+        if plain.len() < HEADER_LEN {
+            return Err(WrapError::PlainTooShort(plain.len()));
+        }
+        let id = match self {
+            ControlWrap::None => return copy_plain(plain, out),
+            ControlWrap::TlsAuth(auth) => auth.next_replay_id(now_unix)?,
+            ControlWrap::TlsCrypt(crypt) => crypt.next_replay_id(now_unix)?,
+        };
+        self.seal(plain, id, out)
+    }
+
+    /// Appends the wire form of `plain` with the replay id of a sender's first packet
+    /// (counter 1, time `now_unix`) to `out`, as [`wrap`](ControlWrap::wrap) does on a new
+    /// state, but leaves this state's counter alone. A server's stateless reply uses it, so
+    /// one prepared state serves every reply. On error nothing is appended.
+    pub fn wrap_first(
+        &self,
+        plain: &[u8],
+        now_unix: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), WrapError> {
+        let first = ReplayId {
+            counter: 1,
+            time: now_unix,
+        };
+        self.seal(plain, first, out)
+    }
+
+    fn seal(&self, plain: &[u8], id: ReplayId, out: &mut Vec<u8>) -> Result<(), WrapError> {
         match self {
-            ControlWrap::None => {
-                if plain.len() < HEADER_LEN {
-                    return Err(WrapError::PlainTooShort(plain.len()));
-                }
-                out.extend_from_slice(plain);
-                Ok(())
-            }
-            ControlWrap::TlsAuth(auth) => auth.wrap(plain, now_unix, out),
-            ControlWrap::TlsCrypt(crypt) => crypt.wrap(plain, now_unix, out),
+            ControlWrap::None => copy_plain(plain, out),
+            ControlWrap::TlsAuth(auth) => auth.seal(plain, id, out),
+            ControlWrap::TlsCrypt(crypt) => crypt.seal(plain, id, out),
         }
     }
 
@@ -168,16 +192,25 @@ impl ControlWrap {
         let Some(id) = self.open(wire, out)? else {
             return Ok(None);
         };
+        if let Err(error) = self.record_replay_id(id) {
+            out.truncate(start);
+            return Err(error);
+        }
+        Ok(Some(id))
+    }
+
+    /// Checks the replay id of a packet that [`open`](ControlWrap::open) authenticated
+    /// against this session's window and records it, as [`unwrap`](ControlWrap::unwrap)
+    /// does. Without protection it does nothing.
+    pub fn record_replay_id(&mut self, id: ReplayId) -> Result<(), WrapError> {
         let window = match self {
-            ControlWrap::None => return Ok(None),
+            ControlWrap::None => return Ok(()),
             ControlWrap::TlsAuth(auth) => auth.replay_window(),
             ControlWrap::TlsCrypt(crypt) => crypt.replay_window(),
         };
-        if let Err(reason) = window.check_and_record(id) {
-            out.truncate(start);
-            return Err(WrapError::Replay { id, reason });
-        }
-        Ok(Some(id))
+        window
+            .check_and_record(id)
+            .map_err(|reason| WrapError::Replay { id, reason })
     }
 
     /// Authenticates (and for tls-crypt decrypts) a wire packet like
@@ -199,6 +232,16 @@ impl ControlWrap {
             ControlWrap::TlsCrypt(crypt) => crypt.open(wire, out).map(Some),
         }
     }
+}
+
+/// Appends a control packet that has no protection unchanged, after checking that it has
+/// its header.
+fn copy_plain(plain: &[u8], out: &mut Vec<u8>) -> Result<(), WrapError> {
+    if plain.len() < HEADER_LEN {
+        return Err(WrapError::PlainTooShort(plain.len()));
+    }
+    out.extend_from_slice(plain);
+    Ok(())
 }
 
 /// Computes an HMAC over the concatenation of `parts`.

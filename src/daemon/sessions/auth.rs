@@ -1,5 +1,6 @@
 //! Authentication decisions: revocation, `max_connections`, replacement of an older session
-//! with the same common name, address leases, and the identity check after renegotiation.
+//! with the same common name or from the same UDP address, address leases, and the identity
+//! check after renegotiation.
 
 use std::time::Instant;
 
@@ -48,7 +49,7 @@ impl<S: DrivenSession> Sessions<S> {
     }
 
     /// Checks revocation and `max_connections`, replaces an older session with the same
-    /// common name and leases an address.
+    /// common name or from the same UDP address, and leases an address.
     pub(super) fn decide(
         &mut self,
         io: &mut impl Io,
@@ -68,6 +69,11 @@ impl<S: DrivenSession> Sessions<S> {
             let reason = format!("certificate serial {} is revoked", request.serial_hex);
             return Authorization::Reject(reason);
         }
+
+        // A new session from the address of a running one takes over only now, when it has
+        // authenticated. It does so before it takes a tunnel address and a connection slot,
+        // so a restarted client gets its address back even on a full server.
+        self.take_over_address(io, conn, now);
 
         if let Some(&old) = self.by_name.get(&request.common_name)
             && old != conn

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use super::{DrivenSession, Io, Link, Sessions, unix_time};
-use crate::proto::cookie::CookieKey;
+use super::{DrivenSession, Io, Sessions, unix_time};
+use crate::proto::session::StatelessHandshake;
 
 /// Stateless replies the server sends per window, across all sources and per source address.
 /// A spoofed flood thus earns at most this many small replies, while a real client, which
@@ -62,8 +62,9 @@ impl ReplyLimiter {
 }
 
 impl<S: DrivenSession> Sessions<S> {
-    /// Handles a packet from an unknown UDP address on a server with a cookie key: replies to a
-    /// hard reset statelessly, or starts the session from a packet that echoes the cookie.
+    /// Handles a packet that belongs to no session of its UDP address on a server with a
+    /// cookie key: replies to a hard reset statelessly, or starts the session from a packet
+    /// that echoes the cookie.
     pub(super) fn receive_unknown(
         &mut self,
         io: &mut impl Io,
@@ -72,72 +73,84 @@ impl<S: DrivenSession> Sessions<S> {
         packet: &[u8],
         now: Instant,
     ) {
-        let Some(key) = self.cookie.clone() else {
+        let Some(handshake) = self.stateless.clone() else {
             return;
         };
         let first = packet.first().map(|byte| byte >> 3);
         if first == Some(super::OPCODE_HARD_RESET_CLIENT_V2) {
-            self.answer_hard_reset(io, &key, remote, local, packet, now);
-            return;
+            self.answer_hard_reset(io, &handshake, remote, local, packet, now);
+        } else {
+            self.start_from_cookie(io, &handshake, remote, local, packet, now);
         }
-        if self.handshaking >= super::MAX_HANDSHAKING {
-            self.ignore(remote, "too many handshakes in progress");
-            return;
-        }
-        let Some(peer_id) = self.allocate_peer_id() else {
-            self.ignore(remote, "no free peer-id");
-            return;
-        };
-        let config = self.config.clone();
-        let session =
-            match S::create_from_cookie(config, &key, packet, remote, peer_id, now, unix_time()) {
-                Ok(session) => session,
-                Err(_) => {
-                    self.ignore(remote, "no valid cookie");
-                    return;
-                }
-            };
-        let link = Link {
-            conn: self.new_conn_id(),
-            remote,
-            local,
-        };
-        self.register(io, link, session, peer_id, now);
     }
 
+    /// Checks a hard reset's protection, then the reply rate limit, and only then builds the
+    /// reply. So packets without a valid wrapping never use up the limit, and a reset over
+    /// the limit costs no cookie.
     fn answer_hard_reset(
         &mut self,
         io: &mut impl Io,
-        key: &CookieKey,
+        handshake: &StatelessHandshake,
         remote: SocketAddr,
         local: Option<IpAddr>,
         packet: &[u8],
         now: Instant,
     ) {
-        // The reply is built first because building it checks the control-channel protection,
-        // so packets without a valid tls-crypt wrapping never use up the rate limit.
-        let mut reply = std::mem::take(&mut self.buffer);
-        let answered =
-            S::stateless_reply(&self.config, key, packet, remote, unix_time(), &mut reply);
-        if answered.is_err() {
+        let Ok(client_session) = S::check_hard_reset(handshake, packet) else {
             self.ignore(remote, "malformed or unauthenticated hard reset");
-        } else if !self.reply_limiter.allow(remote.ip(), now) {
+            return;
+        };
+        if !self.reply_limiter.allow(remote.ip(), now) {
             self.ignore(remote, "stateless reply rate limit");
-        } else {
-            let link = Link {
-                conn: self.new_conn_id(),
-                remote,
-                local,
-            };
+            return;
+        }
+        let mut reply = std::mem::take(&mut self.buffer);
+        let built = S::stateless_reply(handshake, client_session, remote, unix_time(), &mut reply);
+        if built.is_ok() {
+            let link = self.new_udp_link(remote, local);
             io.send(link, &reply);
+        } else {
+            self.ignore(remote, "building the stateless reply failed");
         }
         self.buffer = reply;
+    }
+
+    fn start_from_cookie(
+        &mut self,
+        io: &mut impl Io,
+        handshake: &StatelessHandshake,
+        remote: SocketAddr,
+        local: Option<IpAddr>,
+        packet: &[u8],
+        now: Instant,
+    ) {
+        if !self.handshake_allowed(remote) {
+            self.ignore(remote, "too many handshakes in progress");
+            return;
+        }
+        let Some(peer_id) = self.peer_id_for(remote) else {
+            self.ignore(remote, "no free peer-id");
+            return;
+        };
+        let config = self.config.clone();
+        let created =
+            S::create_from_cookie(config, handshake, packet, remote, peer_id, now, unix_time());
+        let Ok(session) = created else {
+            self.ignore(remote, "no valid cookie");
+            return;
+        };
+        let link = self.new_udp_link(remote, local);
+        self.register(io, link, session, peer_id, now);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{
+        FakeSession, REPLIES_BUILT, RecordingIo, cookie_echo, hard_reset, remote, stateless_table,
+    };
     use super::*;
+    use crate::daemon::admission::Admission;
 
     fn source(last: u8) -> IpAddr {
         IpAddr::from([192, 0, 2, last])
@@ -185,5 +198,83 @@ mod tests {
             limiter.allow(IpAddr::from(std::net::Ipv4Addr::from(n)), now);
         }
         assert!(limiter.per_source.len() <= MAX_TRACKED_SOURCES);
+    }
+
+    /// Sends `count` copies of `packet` from `from` and returns the stateless replies built.
+    fn send(
+        sessions: &mut Sessions<FakeSession>,
+        io: &mut RecordingIo,
+        from: SocketAddr,
+        packet: &[u8],
+        count: u32,
+    ) -> u32 {
+        let built = REPLIES_BUILT.get();
+        let now = Instant::now();
+        for _ in 0..count {
+            sessions.receive_datagram(io, from, None, &mut packet.to_vec(), now);
+        }
+        REPLIES_BUILT.get() - built
+    }
+
+    #[test]
+    fn rate_limited_reset_builds_no_reply() {
+        let mut sessions = stateless_table(&Admission::new(10));
+        let mut io = RecordingIo::default();
+        let built = send(&mut sessions, &mut io, remote(1000), &hard_reset(1), 20);
+        assert_eq!(built, REPLIES_PER_SOURCE);
+        assert_eq!(io.sent.len(), REPLIES_PER_SOURCE as usize);
+        assert_eq!(
+            sessions.counters.ignored,
+            u64::from(20 - REPLIES_PER_SOURCE)
+        );
+        assert_eq!(sessions.len(), 0);
+    }
+
+    #[test]
+    fn unwrapped_reset_does_not_use_limit() {
+        let mut sessions = stateless_table(&Admission::new(10));
+        let mut io = RecordingIo::default();
+        let forged = hard_reset(b'?');
+        let built = send(
+            &mut sessions,
+            &mut io,
+            remote(1000),
+            &forged,
+            4 * REPLIES_PER_SOURCE,
+        );
+        assert_eq!(built, 0);
+        assert!(io.sent.is_empty());
+        assert_eq!(sessions.counters.ignored, u64::from(4 * REPLIES_PER_SOURCE));
+
+        let valid = hard_reset(1);
+        let built = send(
+            &mut sessions,
+            &mut io,
+            remote(1000),
+            &valid,
+            REPLIES_PER_SOURCE,
+        );
+        assert_eq!(built, REPLIES_PER_SOURCE, "forged resets used up the limit");
+        assert_eq!(io.sent.len(), REPLIES_PER_SOURCE as usize);
+    }
+
+    #[test]
+    fn cookie_echo_starts_session_without_reply() {
+        let mut sessions = stateless_table(&Admission::new(10));
+        let mut io = RecordingIo::default();
+        let from = remote(1000);
+        assert_eq!(send(&mut sessions, &mut io, from, &hard_reset(1), 1), 1);
+        let echo = cookie_echo(&sessions, from, 1);
+        assert_eq!(send(&mut sessions, &mut io, from, &echo, 1), 0);
+        assert_eq!(sessions.len(), 1);
+
+        let elsewhere = remote(1001);
+        let built = send(&mut sessions, &mut io, elsewhere, &echo, 1);
+        assert_eq!(built, 0);
+        assert_eq!(
+            sessions.len(),
+            1,
+            "a cookie for another address started a session"
+        );
     }
 }

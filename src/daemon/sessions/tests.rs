@@ -1,3 +1,4 @@
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::time::Duration;
 
@@ -5,16 +6,23 @@ use super::*;
 use crate::config::{Cipher, Topology};
 use crate::daemon::addresses::open_pool;
 use crate::proto::keymethod::Secret;
+use crate::proto::packet::SessionId;
 use crate::proto::session::{AuthRequest, Authorization, SessionError};
 use crate::proto::test_pki::TestCa;
 use crate::proto::tls;
 
 /// A session scripted by the packets it receives. The command byte follows the opcode byte,
-/// or the four-byte header of a DATA_V2 packet:
+/// the four-byte header of a DATA_V2 packet, or the client's session id when the control
+/// packet carries the session's own:
 /// `A <serial> <name>` authenticates, `E` establishes, `R <serial> <name>` renegotiates,
 /// and both may end in `\0<username>\0<password>` to send credentials;
 /// `D <ip packet>` carries data, `X` fails authentication, `C` closes; anything else is
-/// consumed. A hard reset on an existing session is dropped.
+/// consumed. A hard reset on an existing session is dropped. Every packet moves the
+/// session's timeout 30 seconds ahead, as a keepalive does.
+///
+/// Stateless starts are scripted too. A hard reset whose byte 1 is `?` fails the protection
+/// check, and the reply is `\x40cookie` followed by the cookie. A control packet of the
+/// client's session id followed by the cookie starts a session (see [`cookie_echo`]).
 pub(super) struct FakeSession {
     outgoing: VecDeque<Vec<u8>>,
     events: VecDeque<Event>,
@@ -58,10 +66,14 @@ impl DrivenSession for FakeSession {
         now: Instant,
         _unix_time: u64,
     ) -> Result<Self, SessionError> {
-        if first_packet.get(1) == Some(&b'!') {
-            return Err(SessionError::BadFirstPacket(
-                "malformed hard reset".to_owned(),
-            ));
+        match first_packet.get(1) {
+            Some(b'!') => {
+                return Err(SessionError::BadFirstPacket(
+                    "malformed hard reset".to_owned(),
+                ));
+            }
+            Some(b'?') => return Err(SessionError::BadFirstPacket("forged".to_owned())),
+            _ => {}
         }
         Ok(Self {
             outgoing: VecDeque::from([b"\x40reset".to_vec()]),
@@ -76,24 +88,70 @@ impl DrivenSession for FakeSession {
         })
     }
 
+    fn check_hard_reset(
+        _handshake: &StatelessHandshake,
+        packet: &[u8],
+    ) -> Result<SessionId, SessionError> {
+        if packet.get(1) == Some(&b'?') {
+            return Err(SessionError::BadFirstPacket("forged".to_owned()));
+        }
+        Ok(client_session_id(packet))
+    }
+
+    fn stateless_reply(
+        handshake: &StatelessHandshake,
+        client_session: SessionId,
+        client: SocketAddr,
+        _unix_time: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SessionError> {
+        REPLIES_BUILT.set(REPLIES_BUILT.get() + 1);
+        out.clear();
+        out.extend_from_slice(b"\x40cookie");
+        out.extend_from_slice(cookie(handshake.key(), client, client_session).as_bytes());
+        Ok(())
+    }
+
+    fn create_from_cookie(
+        _config: Arc<SessionConfig>,
+        handshake: &StatelessHandshake,
+        packet: &[u8],
+        client: SocketAddr,
+        _peer_id: u32,
+        now: Instant,
+        _unix_time: u64,
+    ) -> Result<Self, SessionError> {
+        let client_session = client_session_id(packet);
+        let expected = cookie(handshake.key(), client, client_session);
+        if packet.get(9..17) != Some(expected.as_bytes().as_slice()) {
+            return Err(SessionError::BadFirstPacket("no valid cookie".to_owned()));
+        }
+        Ok(Self {
+            outgoing: VecDeque::from([b"\x40started".to_vec()]),
+            events: VecDeque::new(),
+            deadline: now + Duration::from_secs(30),
+            keys: false,
+            closed: false,
+            auth_token: None,
+            peer_session_id: Some(client_session.0),
+        })
+    }
+
     fn peer_session_id(&self) -> Option<[u8; 8]> {
         self.peer_session_id
     }
 
-    /// Rejects a hard reset whose second byte is `?`, as a forged tls-crypt wrapping.
-    fn check_protection(_config: &SessionConfig, packet: &[u8]) -> Result<(), SessionError> {
-        if packet.get(1) == Some(&b'?') {
-            return Err(SessionError::BadFirstPacket("forged".to_owned()));
-        }
-        Ok(())
-    }
-
-    fn handle_packet(&mut self, packet: &mut [u8], _now: Instant) -> Incoming<'_> {
+    fn handle_packet(&mut self, packet: &mut [u8], now: Instant) -> Incoming<'_> {
         if opcode(packet) == Some(OPCODE_HARD_RESET_CLIENT_V2) {
             return Incoming::Dropped("reset");
         }
+        self.deadline = now + Duration::from_secs(30);
+        let own_session = self.peer_session_id.is_some()
+            && packet.get(1..9) == self.peer_session_id.as_ref().map(|id| id.as_slice());
         let start = if opcode(packet) == Some(OPCODE_DATA_V2) {
             4
+        } else if own_session {
+            9
         } else {
             1
         };
@@ -199,6 +257,25 @@ impl DrivenSession for FakeSession {
     fn is_closed(&self) -> bool {
         self.closed
     }
+}
+
+thread_local! {
+    /// Stateless replies that [`FakeSession`] built on this thread.
+    pub(super) static REPLIES_BUILT: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Returns bytes 1 to 8 of a packet, zero-padded, as the client's session id.
+fn client_session_id(packet: &[u8]) -> SessionId {
+    let mut id = [0; 8];
+    for (byte, sent) in id.iter_mut().zip(packet.iter().skip(1)) {
+        *byte = *sent;
+    }
+    SessionId(id)
+}
+
+/// Returns the cookie of [`FakeSession`]'s stateless replies: the real one of time slot 0.
+fn cookie(key: &CookieKey, client: SocketAddr, client_session: SessionId) -> SessionId {
+    key.session_id(0, client, &client_session)
 }
 
 #[derive(Debug, Default)]
@@ -325,6 +402,62 @@ fn ipv4_to(destination: [u8; 4]) -> Vec<u8> {
     packet[0] = 0x45;
     packet[16..20].copy_from_slice(&destination);
     packet
+}
+
+/// Returns the hard reset of client session `id`, whose session id is eight bytes `id`.
+pub(super) fn hard_reset(id: u8) -> Vec<u8> {
+    let mut packet = vec![0x38];
+    packet.extend_from_slice(&[id; 8]);
+    packet
+}
+
+/// Returns a control packet of client session `id` that carries `command`.
+fn control_of(id: u8, command: &[u8]) -> Vec<u8> {
+    let mut packet = vec![0x20];
+    packet.extend_from_slice(&[id; 8]);
+    packet.extend_from_slice(command);
+    packet
+}
+
+fn auth_of(id: u8, common_name: &str, serial: u8) -> Vec<u8> {
+    let mut command = vec![b'A', serial];
+    command.extend_from_slice(common_name.as_bytes());
+    control_of(id, &command)
+}
+
+/// Returns the packet with which client session `id` at `client` echoes the cookie of the
+/// stateless reply that `sessions` sent it.
+pub(super) fn cookie_echo(sessions: &Sessions<FakeSession>, client: SocketAddr, id: u8) -> Vec<u8> {
+    let handshake = sessions.stateless.as_ref().expect("a stateless table");
+    let mut packet = control_of(id, &[]);
+    packet.extend_from_slice(cookie(handshake.key(), client, SessionId([id; 8])).as_bytes());
+    packet
+}
+
+pub(super) fn stateless_table(admission: &Admission) -> Sessions<FakeSession> {
+    table(Protocol::Udp, admission)
+        .with_cookie(CookieKey::new([3; 16]))
+        .expect("the protection of the test config")
+}
+
+/// Runs client session `id` at `from` through hard reset, cookie echo on a stateless table,
+/// authentication and establishment.
+fn connect_session(
+    sessions: &mut Sessions<FakeSession>,
+    io: &mut RecordingIo,
+    from: SocketAddr,
+    id: u8,
+    common_name: &str,
+    serial: u8,
+    now: Instant,
+) {
+    sessions.receive_datagram(io, from, None, &mut hard_reset(id), now);
+    if sessions.stateless.is_some() {
+        let mut echo = cookie_echo(sessions, from, id);
+        sessions.receive_datagram(io, from, None, &mut echo, now);
+    }
+    sessions.receive_datagram(io, from, None, &mut auth_of(id, common_name, serial), now);
+    sessions.receive_datagram(io, from, None, &mut control_of(id, b"E"), now);
 }
 
 /// Runs a UDP client through hard reset, authentication and establishment.
@@ -665,14 +798,13 @@ fn unauthentic_hard_reset_keeps_session() {
     let mut sessions = table(Protocol::Udp, &admission);
     let mut io = RecordingIo::default();
     let now = Instant::now();
-    connect_udp(&mut sessions, &mut io, remote(1000), "alice", 7, now);
-    let mut forged = RESET.to_vec();
-    forged[1] = b'?';
-    sessions.receive_datagram(&mut io, remote(1000), None, &mut forged, now);
+    let from = remote(1000);
+    connect_session(&mut sessions, &mut io, from, 1, "alice", 7, now);
+    sessions.receive_datagram(&mut io, from, None, &mut hard_reset(b'?'), now);
     assert_eq!(sessions.len(), 1);
     assert_eq!(admission.active(), 1, "the established session was ended");
     assert_eq!(sessions.counters.ignored, 1);
-    let resets = io.sent_to(remote(1000));
+    let resets = io.sent_to(from);
     assert_eq!(
         resets
             .iter()
@@ -689,49 +821,367 @@ fn replayed_hard_reset_keeps_session() {
     let mut io = RecordingIo::default();
     let now = Instant::now();
     let from = remote(1000);
-    let first = [0x38, 1, 2, 3, 4, 5, 6, 7, 8];
-    sessions.receive_datagram(&mut io, from, None, &mut first.to_vec(), now);
-    sessions.receive_datagram(&mut io, from, None, &mut auth("alice", 7), now);
-    sessions.receive_datagram(&mut io, from, None, &mut control(b"E"), now);
+    connect_session(&mut sessions, &mut io, from, 1, "alice", 7, now);
     assert_eq!(admission.active(), 1);
 
-    sessions.receive_datagram(&mut io, from, None, &mut first.to_vec(), now);
+    sessions.receive_datagram(&mut io, from, None, &mut hard_reset(1), now);
     assert_eq!(
         admission.active(),
         1,
         "a copy of the first packet ended the session"
     );
-    assert_eq!(sessions.counters.ignored, 1);
-
-    let mut other = first.to_vec();
-    other[8] = 9;
-    sessions.receive_datagram(&mut io, from, None, &mut other, now);
     assert_eq!(
-        admission.active(),
-        0,
-        "a new session id did not restart the session"
+        sessions.len(),
+        1,
+        "a copy of the first packet started a session"
     );
-    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions.counters.ignored, 1);
 }
 
 #[test]
-fn new_hard_reset_from_same_address_restarts() {
+fn new_session_waits_beside_running_one() {
     let admission = Admission::new(10);
     let mut sessions = table(Protocol::Udp, &admission);
     let mut io = RecordingIo::default();
     let now = Instant::now();
-    connect_udp(&mut sessions, &mut io, remote(1000), "alice", 7, now);
-    sessions.receive_datagram(&mut io, remote(1000), None, &mut RESET.to_vec(), now);
+    let from = remote(1000);
+    connect_session(&mut sessions, &mut io, from, 1, "alice", 7, now);
+    let running = sessions.views("office")[0].id;
+
+    sessions.receive_datagram(&mut io, from, None, &mut hard_reset(2), now);
+    assert_eq!(sessions.len(), 2);
+    assert_eq!(sessions.clients(), 1);
+    assert_eq!(admission.active(), 1, "the running session was ended");
+    let resets = io.sent_to(from);
+    let count = resets.iter().filter(|p| *p == "\x40reset").count();
+    assert_eq!(count, 2, "the new session did not start");
+    let peer_ids: Vec<u32> = sessions.entries.values().map(|e| e.peer_id).collect();
+    assert_eq!(peer_ids, vec![0, 0], "the new session got another peer-id");
+    assert_eq!(sessions.by_peer_id.get(&0), Some(&running));
+
+    sessions.receive_datagram(&mut io, from, None, &mut data_v2(0, b"Dold"), now);
+    assert_eq!(
+        io.tun,
+        vec![b"old".to_vec()],
+        "data of the running session lost"
+    );
+    sessions.route_from_tun(&mut io, &ipv4_to([10, 8, 0, 6]), now);
+    let (link, sent) = io.sent.last().unwrap();
+    assert_eq!(link.conn, running);
+    assert!(sent.starts_with(b"enc:"));
+    let mut renegotiation = control_of(1, b"R\x07alice");
+    sessions.receive_datagram(&mut io, from, None, &mut renegotiation, now);
+    assert_eq!(
+        sessions.len(),
+        2,
+        "the renegotiation reached the wrong session"
+    );
+    assert_eq!(sessions.views("office")[0].id, running);
+}
+
+#[test]
+fn authenticated_new_session_takes_over() {
+    let admission = Admission::new(10);
+    let mut sessions = table(Protocol::Udp, &admission);
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    let from = remote(1000);
+    connect_session(&mut sessions, &mut io, from, 1, "alice", 7, now);
+    let running = sessions.views("office")[0].id;
+
+    connect_session(&mut sessions, &mut io, from, 2, "alice", 7, now);
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(admission.active(), 1);
+    assert_eq!(sessions.clients(), 1);
+    assert_eq!(sessions.counters.handshakes, 2);
+    let views = sessions.views("office");
+    assert_ne!(views[0].id, running, "the old session is still listed");
+    assert_eq!(views[0].virtual_address, "10.8.0.6", "the address changed");
+    let pushed = io.sent_to(from);
+    let replies = pushed
+        .iter()
+        .filter(|packet| packet.starts_with("PUSH_REPLY,ifconfig 10.8.0.6"))
+        .count();
+    assert_eq!(replies, 2);
+
+    // The client keeps the peer-id of its address.
+    sessions.receive_datagram(&mut io, from, None, &mut data_v2(0, b"Dnew"), now);
+    assert_eq!(io.tun, vec![b"new".to_vec()]);
+    assert_eq!(sessions.by_peer_id.get(&0), Some(&views[0].id));
+    sessions.route_from_tun(&mut io, &ipv4_to([10, 8, 0, 6]), now);
+    let (link, _) = io.sent.last().unwrap();
+    assert_eq!(link.conn, views[0].id);
+}
+
+#[test]
+fn takeover_frees_slot_on_full_server() {
+    let admission = Admission::new(1);
+    let mut sessions = table(Protocol::Udp, &admission);
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    let from = remote(1000);
+    connect_session(&mut sessions, &mut io, from, 1, "alice", 7, now);
+    connect_session(&mut sessions, &mut io, from, 2, "bob", 8, now);
+    assert!(
+        !io.sent_text_to(from, "AUTH_FAILED"),
+        "{:?}",
+        io.sent_to(from)
+    );
+    assert_eq!(admission.active(), 1);
+    let views = sessions.views("office");
+    assert_eq!(views.len(), 1);
+    assert_eq!(views[0].common_name, "bob");
+}
+
+#[test]
+fn rejected_new_session_keeps_running_one() {
+    let admission = Admission::new(10);
+    let mut sessions = table(Protocol::Udp, &admission);
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    let from = remote(1000);
+    connect_session(&mut sessions, &mut io, from, 1, "alice", 7, now);
+    let running = sessions.views("office")[0].id;
+    let revoked = HashSet::from(["9".to_owned()]);
+    sessions.update_credentials(&mut io, session_config(), revoked, now);
+
+    sessions.receive_datagram(&mut io, from, None, &mut hard_reset(2), now);
+    sessions.receive_datagram(&mut io, from, None, &mut auth_of(2, "alice", 9), now);
+    assert!(io.sent_text_to(from, "AUTH_FAILED,certificate serial 09 is revoked"));
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(admission.active(), 1);
+    assert_eq!(sessions.views("office")[0].id, running);
+    sessions.receive_datagram(&mut io, from, None, &mut data_v2(0, b"Dstill"), now);
+    assert_eq!(io.tun, vec![b"still".to_vec()]);
+}
+
+#[test]
+fn unfinished_new_session_times_out_alone() {
+    let admission = Admission::new(10);
+    let mut sessions = table(Protocol::Udp, &admission);
+    let mut io = RecordingIo::default();
+    let start = Instant::now();
+    let from = remote(1000);
+    connect_session(&mut sessions, &mut io, from, 1, "alice", 7, start);
+    let running = sessions.views("office")[0].id;
+    let second = |seconds| start + Duration::from_secs(seconds);
+
+    sessions.receive_datagram(&mut io, from, None, &mut hard_reset(2), second(1));
+    sessions.receive_datagram(&mut io, from, None, &mut data_v2(0, b"Dping"), second(20));
+    sessions.handle_timeouts(&mut io, second(31));
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions.clients(), 1);
+    assert_eq!(admission.active(), 1);
+    assert_eq!(sessions.views("office")[0].id, running);
+
+    // The address has room for a new session again.
+    sessions.receive_datagram(&mut io, from, None, &mut hard_reset(3), second(32));
+    assert_eq!(sessions.len(), 2);
+    sessions.receive_datagram(&mut io, from, None, &mut data_v2(0, b"Dpong"), second(33));
+    assert_eq!(io.tun, vec![b"ping".to_vec(), b"pong".to_vec()]);
+}
+
+#[test]
+fn newer_new_session_replaces_pending_one() {
+    let admission = Admission::new(10);
+    let mut sessions = table(Protocol::Udp, &admission);
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    let from = remote(1000);
+    connect_session(&mut sessions, &mut io, from, 1, "alice", 7, now);
+    for id in 2..30 {
+        sessions.receive_datagram(&mut io, from, None, &mut hard_reset(id), now);
+        assert_eq!(sessions.len(), 2, "session {id}");
+        assert_eq!(sessions.clients(), 1, "session {id}");
+    }
+    assert_eq!(sessions.pending.len(), 1);
+
+    let ignored = sessions.counters.ignored;
+    sessions.receive_datagram(&mut io, from, None, &mut auth_of(2, "alice", 7), now);
+    assert_eq!(sessions.counters.ignored, ignored + 1);
+    assert_eq!(sessions.len(), 2);
+    sessions.receive_datagram(&mut io, from, None, &mut auth_of(29, "alice", 7), now);
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(admission.active(), 1);
+}
+
+#[test]
+fn pending_session_fits_at_handshake_limit() {
+    let mut sessions = table(Protocol::Udp, &Admission::new(10));
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    let from = remote(1000);
+    connect_session(&mut sessions, &mut io, from, 1, "alice", 7, now);
+    sessions.receive_datagram(&mut io, from, None, &mut hard_reset(2), now);
+    for port in 1..MAX_HANDSHAKING as u16 {
+        let other = SocketAddr::from(([192, 0, 2, 2], port));
+        sessions.receive_datagram(&mut io, other, None, &mut RESET.to_vec(), now);
+    }
+    assert_eq!(sessions.len() - sessions.clients(), MAX_HANDSHAKING);
+
+    let beyond = SocketAddr::from(([192, 0, 2, 3], 1));
+    sessions.receive_datagram(&mut io, beyond, None, &mut RESET.to_vec(), now);
+    assert_eq!(
+        sessions.counters.ignored, 1,
+        "a handshake beyond the limit started"
+    );
+    // A newer session from the address replaces its pending one, so the count stays.
+    sessions.receive_datagram(&mut io, from, None, &mut hard_reset(3), now);
+    assert_eq!(sessions.counters.ignored, 1, "the replacement was refused");
+    assert_eq!(sessions.len() - sessions.clients(), MAX_HANDSHAKING);
+}
+
+#[test]
+fn control_packet_of_unknown_session_is_ignored() {
+    let mut sessions = table(Protocol::Udp, &Admission::new(10));
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    let from = remote(1000);
+    connect_session(&mut sessions, &mut io, from, 1, "alice", 7, now);
+    sessions.receive_datagram(&mut io, from, None, &mut control_of(9, b"Dx"), now);
+    assert!(io.tun.is_empty());
+    assert_eq!(sessions.counters.ignored, 1);
+    assert!(
+        sessions.counters.dropped.is_empty(),
+        "the running session got it"
+    );
+}
+
+#[test]
+fn running_session_end_makes_pending_one_running() {
+    let admission = Admission::new(10);
+    let mut sessions = table(Protocol::Udp, &admission);
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    let from = remote(1000);
+    connect_session(&mut sessions, &mut io, from, 1, "alice", 7, now);
+    sessions.receive_datagram(&mut io, from, None, &mut hard_reset(2), now);
+    sessions.receive_datagram(&mut io, from, None, &mut control_of(1, b"C"), now);
     assert_eq!(sessions.len(), 1);
     assert_eq!(admission.active(), 0);
-    let resets = io.sent_to(remote(1000));
+
+    sessions.receive_datagram(&mut io, from, None, &mut auth_of(2, "alice", 7), now);
+    assert_eq!(admission.active(), 1);
+    sessions.receive_datagram(&mut io, from, None, &mut hard_reset(3), now);
+    assert_eq!(sessions.len(), 2);
+    assert_eq!(sessions.pending.len(), 1);
+}
+
+#[test]
+fn moved_session_ends_pending_one() {
+    let admission = Admission::new(10);
+    let mut sessions = table(Protocol::Udp, &admission);
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    let from = remote(1000);
+    connect_session(&mut sessions, &mut io, from, 1, "alice", 7, now);
+    let running = sessions.views("office")[0].id;
+    sessions.receive_datagram(&mut io, from, None, &mut hard_reset(2), now);
+    let moved = remote(3000);
+    sessions.receive_datagram(&mut io, moved, None, &mut data_v2(0, b"Dmoved"), now);
+    assert!(sessions.pending.is_empty());
     assert_eq!(
-        resets
-            .iter()
-            .filter(|packet| *packet == "\x40reset")
-            .count(),
-        2
+        sessions.len(),
+        1,
+        "the pending session shares the moved one's peer-id"
     );
+    assert_eq!(sessions.by_peer_id.get(&0), Some(&running));
+    assert_eq!(admission.active(), 1);
+
+    sessions.route_from_tun(&mut io, &ipv4_to([10, 8, 0, 6]), now);
+    let (link, _) = io.sent.last().unwrap();
+    assert_eq!(link.remote, moved);
+    connect_session(&mut sessions, &mut io, from, 3, "bob", 8, now);
+    assert_eq!(admission.active(), 2);
+}
+
+#[test]
+fn promoted_pending_session_keeps_peer_id() {
+    let admission = Admission::new(10);
+    let mut sessions = table(Protocol::Udp, &admission);
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    let from = remote(1000);
+    connect_session(&mut sessions, &mut io, from, 1, "alice", 7, now);
+    sessions.receive_datagram(&mut io, from, None, &mut hard_reset(2), now);
+    sessions.receive_datagram(&mut io, from, None, &mut control_of(1, b"C"), now);
+    let promoted = *sessions.by_remote.get(&from).unwrap();
+    assert_eq!(sessions.by_peer_id.get(&0), Some(&promoted));
+
+    // Another client cannot be given the peer-id that the promoted session uses.
+    connect_session(&mut sessions, &mut io, remote(1001), 3, "bob", 8, now);
+    let bob = *sessions.by_remote.get(&remote(1001)).unwrap();
+    assert_ne!(sessions.entries[&bob].peer_id, 0);
+}
+
+#[test]
+fn replayed_earlier_handshake_keeps_stateless_session() {
+    let admission = Admission::new(10);
+    let mut sessions = stateless_table(&admission);
+    let mut io = RecordingIo::default();
+    let start = Instant::now();
+    let from = remote(1000);
+    connect_session(&mut sessions, &mut io, from, 1, "alice", 7, start);
+    let running = sessions.views("office")[0].id;
+
+    // An earlier session's hard reset and cookie echo, replayed from the client's address
+    // while the cookie is still valid.
+    sessions.receive_datagram(&mut io, from, None, &mut hard_reset(5), start);
+    let mut echo = cookie_echo(&sessions, from, 5);
+    sessions.receive_datagram(&mut io, from, None, &mut echo, start);
+    assert_eq!(sessions.len(), 2, "the replay did not start a session");
+    assert_eq!(admission.active(), 1, "the running session was ended");
+    sessions.receive_datagram(&mut io, from, None, &mut data_v2(0, b"Dkept"), start);
+    assert_eq!(io.tun, vec![b"kept".to_vec()]);
+
+    let later = start + Duration::from_secs(20);
+    sessions.receive_datagram(&mut io, from, None, &mut data_v2(0, b"Dstill"), later);
+    sessions.handle_timeouts(&mut io, start + Duration::from_secs(31));
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions.views("office")[0].id, running);
+    assert_eq!(admission.active(), 1);
+}
+
+#[test]
+fn restarted_client_takes_over_statelessly() {
+    let admission = Admission::new(10);
+    let mut sessions = stateless_table(&admission);
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    let from = remote(1000);
+    connect_session(&mut sessions, &mut io, from, 1, "alice", 7, now);
+    connect_session(&mut sessions, &mut io, from, 2, "alice", 7, now);
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(admission.active(), 1);
+    let pushed = io.sent_to(from);
+    let replies = pushed
+        .iter()
+        .filter(|packet| packet.starts_with("PUSH_REPLY,ifconfig 10.8.0.6"))
+        .count();
+    assert_eq!(replies, 2);
+    sessions.receive_datagram(&mut io, from, None, &mut data_v2(0, b"Dnew"), now);
+    assert_eq!(io.tun, vec![b"new".to_vec()]);
+}
+
+#[test]
+fn resets_at_running_address_keep_no_state() {
+    let admission = Admission::new(10);
+    let mut sessions = stateless_table(&admission);
+    let mut io = RecordingIo::default();
+    let now = Instant::now();
+    let from = remote(1000);
+    connect_session(&mut sessions, &mut io, from, 1, "alice", 7, now);
+    for id in 2..30 {
+        sessions.receive_datagram(&mut io, from, None, &mut hard_reset(id), now);
+    }
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(admission.active(), 1);
+    let cookies = io.sent_to(from);
+    let count = cookies
+        .iter()
+        .filter(|p| p.starts_with("\x40cookie"))
+        .count();
+    assert_eq!(count, 8, "replies beyond the limit of one source");
 }
 
 #[test]

@@ -10,6 +10,8 @@ mod data;
 mod key_state;
 mod stateless;
 
+pub use stateless::StatelessHandshake;
+
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::ops::Range;

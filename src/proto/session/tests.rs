@@ -145,15 +145,10 @@ impl Pair {
                 match (&mut self.server, &self.cookie) {
                     (None, Some(key)) => {
                         let address: std::net::SocketAddr = "192.0.2.2:40000".parse().unwrap();
+                        let handshake = StatelessHandshake::new(key.clone(), &self.config).unwrap();
                         let mut reply = Vec::new();
-                        let answered = Session::stateless_reply(
-                            &self.config,
-                            key,
-                            &buf,
-                            address,
-                            unix.into(),
-                            &mut reply,
-                        );
+                        let answered =
+                            stateless_reply(&handshake, &buf, address, unix.into(), &mut reply);
                         if answered.is_ok() {
                             self.stateless_replies += 1;
                             let overhead = self.config.wrap.build().unwrap().overhead();
@@ -167,7 +162,7 @@ impl Pair {
                         }
                         let session = Session::from_cookie(
                             self.config.clone(),
-                            key,
+                            &handshake,
                             &buf,
                             address,
                             3,
@@ -239,6 +234,19 @@ impl Pair {
 }
 
 /// A minimal IPv4 header from `source` with a recognisable body.
+/// Checks a hard reset and writes the stateless reply, as the UDP driver does without its
+/// rate limit.
+fn stateless_reply(
+    handshake: &StatelessHandshake,
+    packet: &[u8],
+    client: std::net::SocketAddr,
+    unix_time: u64,
+    out: &mut Vec<u8>,
+) -> Result<(), SessionError> {
+    let client_session = handshake.check_hard_reset(packet)?;
+    handshake.reply(client_session, client, unix_time, out)
+}
+
 fn ip_packet(source: Ipv4Addr, body: &[u8]) -> Vec<u8> {
     let mut packet = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0];
     packet.extend_from_slice(&source.octets());
@@ -587,17 +595,29 @@ fn cookie_from_another_address_is_rejected() {
     assert!(client.poll_transmit(now, unix as u32, &mut reset));
     let real: std::net::SocketAddr = "192.0.2.2:40000".parse().unwrap();
     let spoofed: std::net::SocketAddr = "192.0.2.99:40000".parse().unwrap();
+    let handshake = StatelessHandshake::new(key, &config).unwrap();
     let mut reply = Vec::new();
-    Session::stateless_reply(&config, &key, &reset, real, unix, &mut reply).unwrap();
+    stateless_reply(&handshake, &reset, real, unix, &mut reply).unwrap();
     client.handle_packet(&mut reply, now);
     let mut proof = Vec::new();
     assert!(client.poll_transmit(now, unix as u32, &mut proof));
-    let from_elsewhere = Session::from_cookie(config.clone(), &key, &proof, spoofed, 3, now, unix);
-    assert!(from_elsewhere.is_err());
-    let too_late = Session::from_cookie(config.clone(), &key, &proof, real, 3, now, unix + 90);
-    assert!(too_late.is_err());
-    let in_time = Session::from_cookie(config, &key, &proof, real, 3, now, unix + 20);
-    assert!(in_time.is_ok());
+    let from_cookie = |client, unix_time| {
+        Session::from_cookie(
+            config.clone(),
+            &handshake,
+            &proof,
+            client,
+            3,
+            now,
+            unix_time,
+        )
+    };
+    assert!(
+        from_cookie(spoofed, unix).is_err(),
+        "accepted from another address"
+    );
+    assert!(from_cookie(real, unix + 90).is_err(), "accepted too late");
+    assert!(from_cookie(real, unix + 20).is_ok(), "rejected in time");
 }
 
 #[test]
@@ -606,6 +626,7 @@ fn stateless_reply_ignores_other_packets() {
     let config = server_config(&ca, false, "AES-128-CBC");
     let key = CookieKey::new([5; 16]);
     let client: std::net::SocketAddr = "192.0.2.2:40000".parse().unwrap();
+    let handshake = StatelessHandshake::new(key, &config).unwrap();
     let mut out = Vec::new();
     for junk in [
         &[][..],
@@ -613,8 +634,7 @@ fn stateless_reply_ignores_other_packets() {
         &[0x20; 30],
         &[0x38, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0, 1],
     ] {
-        let answered =
-            Session::stateless_reply(&config, &key, junk, client, 1_700_000_000, &mut out);
+        let answered = stateless_reply(&handshake, junk, client, 1_700_000_000, &mut out);
         assert!(answered.is_err(), "answered {junk:?}");
     }
 }
@@ -798,7 +818,7 @@ fn tls_crypt_rejects_foreign_resets() {
         server_config(&ca, false, "AES-128-CBC"),
         tls_crypt(7, Role::Server),
     );
-    let key = CookieKey::new([5; 16]);
+    let handshake = StatelessHandshake::new(CookieKey::new([5; 16]), &config).unwrap();
     let address: std::net::SocketAddr = "192.0.2.2:40000".parse().unwrap();
     let now = Instant::now();
     let unix = 1_700_000_000;
@@ -812,7 +832,7 @@ fn tls_crypt_rejects_foreign_resets() {
         let mut reset = Vec::new();
         assert!(client.poll_transmit(now, unix as u32, &mut reset));
         let mut reply = Vec::new();
-        let answered = Session::stateless_reply(&config, &key, &reset, address, unix, &mut reply);
+        let answered = stateless_reply(&handshake, &reset, address, unix, &mut reply);
         assert!(
             matches!(answered, Err(SessionError::Wrap(_))),
             "{name}: {answered:?}"

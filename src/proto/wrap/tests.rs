@@ -185,6 +185,50 @@ fn open_leaves_replay_window() {
 }
 
 #[test]
+fn wrap_first_matches_a_new_state() {
+    let plain = plain_packet();
+    for (name, mut server, mut client) in pairs() {
+        let mut first = Vec::new();
+        server.wrap_first(&plain, NOW, &mut first).unwrap();
+        let mut again = Vec::new();
+        server.wrap_first(&plain, NOW + 5, &mut again).unwrap();
+        let fresh = wrap(&mut server, &plain);
+        assert_eq!(
+            first, fresh,
+            "{name}: differs from a new state's first packet"
+        );
+        if name == "none" {
+            continue;
+        }
+        assert_ne!(again, first, "{name}: time ignored");
+        let id = client.unwrap(&again, &mut Vec::new()).unwrap();
+        let expected = ReplayId {
+            counter: 1,
+            time: NOW + 5,
+        };
+        assert_eq!(id, Some(expected), "{name}");
+    }
+}
+
+#[test]
+fn record_replay_id_rejects_duplicate() {
+    let plain = plain_packet();
+    for (name, mut server, mut client) in pairs() {
+        if name == "none" {
+            continue;
+        }
+        let wire = wrap(&mut client, &plain);
+        let id = server.open(&wire, &mut Vec::new()).unwrap().unwrap();
+        assert_eq!(server.record_replay_id(id), Ok(()), "{name}");
+        let replayed = server.unwrap(&wire, &mut Vec::new());
+        assert!(
+            matches!(replayed, Err(WrapError::Replay { .. })),
+            "{name}: {replayed:?}"
+        );
+    }
+}
+
+#[test]
 fn same_direction_keys_do_not_verify() {
     let key = counting_key();
     let mut first = ControlWrap::tls_auth(&key, Digest::Sha1, KeyDirection::Normal);

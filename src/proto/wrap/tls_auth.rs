@@ -115,17 +115,21 @@ impl TlsAuth {
         self.sender.set_counter(counter);
     }
 
-    pub(super) fn wrap(
-        &mut self,
+    /// Returns the replay id of the next packet sent.
+    pub(super) fn next_replay_id(&mut self, now_unix: u32) -> Result<ReplayId, WrapError> {
+        self.sender
+            .next(now_unix)
+            .ok_or(WrapError::ReplayIdExhausted)
+    }
+
+    /// Appends the wire form of `plain` with replay id `id` to `out`.
+    pub(super) fn seal(
+        &self,
         plain: &[u8],
-        now_unix: u32,
+        id: ReplayId,
         out: &mut Vec<u8>,
     ) -> Result<(), WrapError> {
         let (header, rest) = split_header(plain)?;
-        let id = self
-            .sender
-            .next(now_unix)
-            .ok_or(WrapError::ReplayIdExhausted)?;
         let id_bytes = id.to_bytes();
         let tag = sign(&self.send_key, [&id_bytes[..], header, rest]);
 

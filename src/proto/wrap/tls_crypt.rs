@@ -90,19 +90,24 @@ impl TlsCrypt {
         self.sender.set_counter(counter);
     }
 
-    pub(super) fn wrap(
-        &mut self,
+    /// Returns the replay id of the next packet sent.
+    pub(super) fn next_replay_id(&mut self, now_unix: u32) -> Result<ReplayId, WrapError> {
+        self.sender
+            .next(now_unix)
+            .ok_or(WrapError::ReplayIdExhausted)
+    }
+
+    /// Appends the wire form of `plain` with replay id `id` to `out`. On error nothing is
+    /// appended.
+    pub(super) fn seal(
+        &self,
         plain: &[u8],
-        now_unix: u32,
+        id: ReplayId,
         out: &mut Vec<u8>,
     ) -> Result<(), WrapError> {
         let Some((header, rest)) = plain.split_at_checked(HEADER_LEN) else {
             return Err(WrapError::PlainTooShort(plain.len()));
         };
-        let id = self
-            .sender
-            .next(now_unix)
-            .ok_or(WrapError::ReplayIdExhausted)?;
         let id_bytes = id.to_bytes();
         let tag = sign(&self.send_hmac, [header, &id_bytes[..], rest]);
         let iv = iv_from_tag(tag.as_ref());
