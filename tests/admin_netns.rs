@@ -504,6 +504,104 @@ fn created_server_accepts_clients() {
     assert_eq!(lab.ping_from_office(3), 3);
 }
 
+/// Runs `sslvpn user add --password-stdin` for `name` with `password`.
+fn add_user(config: &str, server: &str, name: &str, password: &str) {
+    let mut add = Command::new(env!("CARGO_BIN_EXE_sslvpn"))
+        .args([
+            "user",
+            "add",
+            "--config",
+            config,
+            "--server",
+            server,
+            "--name",
+            name,
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let added = add.wait_with_output().unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+}
+
+#[test]
+fn created_two_factor_server_asks_for_passwords() {
+    require_root_and_tools();
+    let config = BedConfig {
+        client_pool: "10.8.0.0/16".parse().unwrap(),
+        ..BedConfig::default()
+    };
+    let bed = TestBed::with_config("admcreate2fa", config);
+    let gateway = Gateway::on_bed(bed, &[Server::default()]);
+    let local = gateway.bed.config().local.to_string();
+    let created = sslvpn(&[
+        "server",
+        "create",
+        "--config",
+        gateway.config(),
+        "--name",
+        "lab",
+        "--local-network",
+        &local,
+        "--client-cidr",
+        "10.8.3.0/24",
+        "--protocol",
+        "udp",
+        "--port",
+        "1198",
+        "--two-factor",
+        "on",
+    ]);
+    assert!(
+        created.contains("users_file = \"users-lab.toml\""),
+        "{created}"
+    );
+    let shown = sslvpn(&[
+        "server",
+        "show",
+        "--config",
+        gateway.config(),
+        "--name",
+        "lab",
+    ]);
+    assert!(
+        shown.lines().any(|line| line == "auth_backend: local"),
+        "{shown}"
+    );
+    let text = std::fs::read_to_string(gateway.config_path()).unwrap();
+    assert!(text.contains("[ssl_server.auth]"), "{text}");
+
+    add_user(gateway.config(), "lab", "erin", "erin's long password");
+    let profile = gateway.profile("lab", "erin");
+    let exported = std::fs::read_to_string(&profile).unwrap();
+    assert!(
+        exported.lines().any(|line| line == "auth-user-pass"),
+        "{exported}"
+    );
+    let credentials = gateway.bed.dir().join("erin.pass");
+    std::fs::write(&credentials, "erin\nerin's long password\n").unwrap();
+    let mut client = gateway.connect(
+        &profile,
+        &["--auth-user-pass", credentials.to_str().unwrap()],
+    );
+    let address = wait_connections(&mut client, 1);
+    let cidr: Ipv4Net = "10.8.3.0/24".parse().unwrap();
+    assert!(cidr.contains(&address), "{address} outside {cidr}");
+    assert_eq!(gateway.ping_host(3), 3);
+}
+
 #[test]
 fn compression_change_revokes_certificates() {
     let mut lab = Lab::new("admcomp");
@@ -535,34 +633,7 @@ fn two_factor_change_revokes_certificates_and_asks_for_passwords() {
         .expect_line(TOLD_TO_RECONNECT, Duration::from_secs(10));
     lab.assert_no_gap(ping);
 
-    let mut add = Command::new(env!("CARGO_BIN_EXE_sslvpn"))
-        .args([
-            "user",
-            "add",
-            "--config",
-            lab.config(),
-            "--server",
-            "office",
-            "--name",
-            "carol",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(b"carol's long password\n")
-        .unwrap();
-    let added = add.wait_with_output().unwrap();
-    assert!(
-        added.status.success(),
-        "{}",
-        String::from_utf8_lossy(&added.stderr)
-    );
+    add_user(lab.config(), "office", "carol", "carol's long password");
     let credentials = lab.gateway.bed.dir().join("carol.pass");
     std::fs::write(&credentials, "carol\ncarol's long password\n").unwrap();
     let address = lab.connect_office(

@@ -81,7 +81,7 @@ pub fn apply_pki_effects(old: &Config, new: &Config) -> Result<Vec<ChangeReport>
         match old.server(&server.name) {
             None => {
                 ServerPki::open_or_create(&new.gateway.pki_dir, &server.name).map_err(pki_error)?;
-                reports.push(created_report(server));
+                reports.push(created_report(server, None));
             }
             Some(previous) => {
                 let change = diff(previous, server);
@@ -146,15 +146,21 @@ pub(super) fn delete_pki(pki_dir: &Path, server: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub(super) fn created_report(server: &SslServer) -> ChangeReport {
+/// Builds the report of a created server. `auth_note` is appended to the message.
+pub(super) fn created_report(server: &SslServer, auth_note: Option<&str>) -> ChangeReport {
+    let mut message = format!(
+        "created SSL server {:?} on {}/{} with a new CA; issue client certificates with \
+         `sslvpn cert create --server {}`",
+        server.name, server.protocol, server.port, server.name
+    );
+    if let Some(note) = auth_note {
+        message.push_str("; ");
+        message.push_str(note);
+    }
     ChangeReport {
         server: server.name.clone(),
         action: "created".to_owned(),
-        message: format!(
-            "created SSL server {:?} on {}/{} with a new CA; issue client certificates with \
-             `sslvpn cert create --server {}`",
-            server.name, server.protocol, server.port, server.name
-        ),
+        message,
         ..ChangeReport::default()
     }
 }

@@ -240,6 +240,78 @@ fn create_appends_table_and_ca() {
 }
 
 #[test]
+fn create_two_factor_adds_auth_table() {
+    let gateway = Gateway::new();
+    let change = gateway.change(Request::CreateServer {
+        server: "branch".to_owned(),
+        fields: ServerFields {
+            local_networks: Some(vec!["192.168.90.0/24".to_owned()]),
+            client_cidr: Some("10.20.0.0/24".to_owned()),
+            port: Some(1443),
+            two_factor: Some(true),
+            ..ServerFields::default()
+        },
+    });
+
+    assert_eq!(change.action, "created");
+    assert!(
+        change
+            .message
+            .contains("users_file = \"users-branch.toml\""),
+        "{}",
+        change.message
+    );
+    assert!(
+        change.message.contains("sslvpn user add --server branch"),
+        "{}",
+        change.message
+    );
+
+    let text = gateway.text();
+    assert!(
+        text.trim_end().ends_with(
+            "[ssl_server.auth]\nbackend = \"local\"\nusers_file = \"users-branch.toml\""
+        ),
+        "{text}"
+    );
+
+    let config = load(&gateway.path());
+    let branch = config.server("branch").unwrap();
+    assert!(branch.two_factor);
+    assert_eq!(
+        branch.auth.as_ref().map(|auth| auth.backend.name()),
+        Some("local")
+    );
+    assert!(config.server("office").unwrap().auth.is_none());
+    let (_, users_file) = gateway.files.users_file("branch").expect("users file");
+    assert_eq!(users_file, gateway.dir.path().join("users-branch.toml"));
+}
+
+#[test]
+fn create_without_two_factor_adds_no_auth() {
+    let gateway = Gateway::new();
+    for (name, two_factor, cidr, port) in [
+        ("branch", None, "10.20.0.0/24", 1443),
+        ("depot", Some(false), "10.21.0.0/24", 1444),
+    ] {
+        let change = gateway.change(Request::CreateServer {
+            server: name.to_owned(),
+            fields: ServerFields {
+                local_networks: Some(vec!["192.168.90.0/24".to_owned()]),
+                client_cidr: Some(cidr.to_owned()),
+                port: Some(port),
+                two_factor,
+                ..ServerFields::default()
+            },
+        });
+        assert!(!change.message.contains("auth"), "{}", change.message);
+        let config = load(&gateway.path());
+        assert!(config.server(name).unwrap().auth.is_none(), "{name}");
+    }
+    assert!(!gateway.text().contains("[ssl_server.auth]"));
+}
+
+#[test]
 fn create_existing_name_conflicts() {
     let gateway = Gateway::new();
     let error = gateway
