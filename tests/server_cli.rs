@@ -194,6 +194,41 @@ fn modify_revokes_certificates() {
 }
 
 #[test]
+fn modify_output_names_no_sessions() {
+    let gateway = Gateway::new();
+    gateway.ok(&["cert", "create", "--server", "office", "--name", "alice"]);
+    let modified = gateway.ok(&["server", "modify", "--name", "office", "--tls-crypt", "on"]);
+    assert_eq!(
+        modified,
+        "modified SSL server \"office\": changed tls_crypt; client certificates stay valid, \
+         but users need new profiles because tls_crypt changed (`sslvpn cert export`); the \
+         change is saved and takes effect when `sslvpn serve` starts\n"
+    );
+
+    let modified = gateway.ok(&["server", "modify", "--name", "office", "--port", "1300"]);
+    assert_eq!(
+        modified,
+        "modified SSL server \"office\": changed port; client certificates stay valid, but \
+         users need new profiles because the port changed (`sslvpn cert export`); the change \
+         is saved and takes effect when `sslvpn serve` starts\n"
+    );
+
+    let modified = gateway.ok(&[
+        "server",
+        "modify",
+        "--name",
+        "office",
+        "--cipher",
+        "AES-256-CBC",
+    ]);
+    assert_eq!(
+        modified,
+        "modified SSL server \"office\": changed cipher; the change is saved and takes \
+         effect when `sslvpn serve` starts\n"
+    );
+}
+
+#[test]
 fn modify_with_same_values_is_unchanged() {
     let gateway = Gateway::new();
     let before = fs::read(gateway.config()).unwrap();

@@ -166,7 +166,7 @@ impl RunningGateway {
     ) -> Result<Self, ServeError> {
         let admission = Admission::new(config.gateway.max_connections);
         let mut gateway = Self {
-            files: Files::new(config_path),
+            files: Files::for_daemon(config_path),
             config_path: config_path.to_owned(),
             lock,
             admission,

@@ -93,7 +93,8 @@ pub fn apply_pki_effects(old: &Config, new: &Config) -> Result<Vec<ChangeReport>
                 } else {
                     Vec::new()
                 };
-                reports.push(modified_report(&server.name, &change, revoked, None));
+                // Only the daemon calls this, on SIGHUP, and applies the change at once.
+                reports.push(modified_report(&server.name, &change, revoked, None, true));
             }
         }
     }
@@ -166,11 +167,14 @@ pub(super) fn created_report(server: &SslServer, auth_note: Option<&str>) -> Cha
 }
 
 /// Builds the report of a modified server. `auth_note` is appended to the message.
+/// `daemon_applies` is true when a running daemon applies the change now. Without one, the
+/// message names no effects on sessions, because there are none.
 pub(super) fn modified_report(
     server: &str,
     change: &ServerDiff,
     revoked: Vec<String>,
     auth_note: Option<&str>,
+    daemon_applies: bool,
 ) -> ChangeReport {
     let mut message = format!(
         "modified SSL server {server:?}: changed {}",
@@ -189,8 +193,15 @@ pub(super) fn modified_report(
             "; client certificates stay valid, but users need new profiles because tls_crypt \
              changed (`sslvpn cert export`)",
         );
+    } else if change.move_listener {
+        message.push_str(
+            "; client certificates stay valid, but users need new profiles because the port \
+             changed (`sslvpn cert export`)",
+        );
     }
-    if change.move_listener {
+    if !daemon_applies {
+        message.push_str("; the change is saved and takes effect when `sslvpn serve` starts");
+    } else if change.move_listener {
         message.push_str("; the listener moved and the server's sessions are dropped");
     } else if change.drop_sessions {
         message.push_str("; the server's sessions are dropped and clients reconnect");
@@ -212,7 +223,7 @@ pub(super) fn modified_report(
         revoked_certificates: revoked,
         sessions_dropped: change.drop_sessions,
         listener_moved: change.move_listener,
-        profiles_outdated: change.revoke_certs || change.reexport_profiles,
+        profiles_outdated: change.revoke_certs || change.reexport_profiles || change.move_listener,
         message,
     }
 }

@@ -92,7 +92,7 @@ impl Files {
         };
         document::write(&self.config_path, &text)?;
         let note = add_auth.then(|| added_auth_note(name, &users_file));
-        let change = modified_report(name, &change, revoked, note.as_deref());
+        let change = modified_report(name, &change, revoked, note.as_deref(), self.daemon_applies);
         Ok(Outcome {
             reply: Reply::Changed { change },
             config: Some(config),
