@@ -47,20 +47,33 @@ struct Stopped {
     entries: Vec<StickyEntry>,
     /// Whether the file contains these entries.
     saved: bool,
+    /// Whether the entries were read from the file, because the server has not run since
+    /// the daemon started.
+    from_file: bool,
 }
 
 impl StickyAddresses {
     /// Creates the address pool of `server`, restoring the entries it had when it stopped.
-    /// A server that has not run since the daemon started gets the entries of its file.
-    pub(super) fn open_pool(&self, pki_dir: &Path, server: &SslServer) -> SharedPool {
+    /// A server that has not run since the daemon started gets the entries of its file, kept
+    /// until the server starts, so a start retry does not read the file and log its
+    /// malformed lines again.
+    pub(super) fn open_pool(&mut self, pki_dir: &Path, server: &SslServer) -> SharedPool {
         let mut pool = new_pool(server);
-        let file = file_path(pki_dir, &server.name);
-        let (entries, source) = match self.stopped.get(&server.name) {
-            Some(stopped) => (stopped.entries.clone(), "last run"),
-            None => match &file {
-                Some(path) => (read_file(path), "file"),
-                None => (Vec::new(), "file"),
-            },
+        let stopped = self.stopped.entry(server.name.clone()).or_insert_with(|| {
+            let entries = file_path(pki_dir, &server.name)
+                .map(|path| read_file(&path))
+                .unwrap_or_default();
+            Stopped {
+                entries,
+                saved: true,
+                from_file: true,
+            }
+        });
+        let entries = stopped.entries.clone();
+        let source = if stopped.from_file {
+            "file"
+        } else {
+            "last run"
         };
         if !entries.is_empty() {
             let restored = pool.restore_sticky(&entries);
@@ -99,8 +112,12 @@ impl StickyAddresses {
         };
         let entries = running.pool.lock().sticky_entries();
         let saved = running.save(server, &entries);
-        self.stopped
-            .insert(server.to_owned(), Stopped { entries, saved });
+        let stopped = Stopped {
+            entries,
+            saved,
+            from_file: false,
+        };
+        self.stopped.insert(server.to_owned(), stopped);
     }
 
     /// Drops the entries of a deleted server. Its file goes with its PKI folder.
@@ -495,11 +512,42 @@ mod tests {
         assert!(text.contains("\nalice,10.8.0.6\n"), "{text}");
 
         // A new daemon has nothing in memory.
-        let sticky = StickyAddresses::default();
+        let mut sticky = StickyAddresses::default();
         let pool = sticky.open_pool(pki_dir.path(), &office);
         let mut restarted = pool.lock();
         assert_ne!(restarted.allocate("bob").unwrap().address, alice.address);
         assert_eq!(restarted.allocate("alice").unwrap(), alice);
+    }
+
+    #[test]
+    fn failed_start_keeps_file_entries() {
+        let pki_dir = tempfile::tempdir().unwrap();
+        let folder = pki_dir.path().join("office");
+        std::fs::create_dir(&folder).unwrap();
+        let file = folder.join("ipp.txt");
+        std::fs::write(&file, "alice,10.8.0.10\n").unwrap();
+        let office = server("10.8.0.0/24");
+        let mut sticky = StickyAddresses::default();
+        let first = sticky.open_pool(pki_dir.path(), &office);
+        assert_eq!(
+            first.lock().sticky_entries(),
+            vec![entry("alice", "10.8.0.10")]
+        );
+
+        // The start failed, so the pool was never handed to `started`. A retry uses the
+        // entries read before instead of the file.
+        drop(first);
+        std::fs::write(&file, "bob,10.8.0.14\n").unwrap();
+        let retried = sticky.open_pool(pki_dir.path(), &office);
+        assert_eq!(
+            retried.lock().sticky_entries(),
+            vec![entry("alice", "10.8.0.10")]
+        );
+
+        // Once started, the entries count as saved: nothing is written without a change.
+        sticky.started(pki_dir.path(), "office", retried);
+        sticky.save_changed();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "bob,10.8.0.14\n");
     }
 
     #[test]
