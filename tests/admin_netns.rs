@@ -504,6 +504,104 @@ fn created_server_accepts_clients() {
     assert_eq!(lab.ping_from_office(3), 3);
 }
 
+/// Runs `sslvpn user add --password-stdin` for `name` with `password`.
+fn add_user(config: &str, server: &str, name: &str, password: &str) {
+    let mut add = Command::new(env!("CARGO_BIN_EXE_sslvpn"))
+        .args([
+            "user",
+            "add",
+            "--config",
+            config,
+            "--server",
+            server,
+            "--name",
+            name,
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let added = add.wait_with_output().unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+}
+
+#[test]
+fn created_two_factor_server_asks_for_passwords() {
+    require_root_and_tools();
+    let config = BedConfig {
+        client_pool: "10.8.0.0/16".parse().unwrap(),
+        ..BedConfig::default()
+    };
+    let bed = TestBed::with_config("admcreate2fa", config);
+    let gateway = Gateway::on_bed(bed, &[Server::default()]);
+    let local = gateway.bed.config().local.to_string();
+    let created = sslvpn(&[
+        "server",
+        "create",
+        "--config",
+        gateway.config(),
+        "--name",
+        "lab",
+        "--local-network",
+        &local,
+        "--client-cidr",
+        "10.8.3.0/24",
+        "--protocol",
+        "udp",
+        "--port",
+        "1198",
+        "--two-factor",
+        "on",
+    ]);
+    assert!(
+        created.contains("users_file = \"users-lab.toml\""),
+        "{created}"
+    );
+    let shown = sslvpn(&[
+        "server",
+        "show",
+        "--config",
+        gateway.config(),
+        "--name",
+        "lab",
+    ]);
+    assert!(
+        shown.lines().any(|line| line == "auth_backend: local"),
+        "{shown}"
+    );
+    let text = std::fs::read_to_string(gateway.config_path()).unwrap();
+    assert!(text.contains("[ssl_server.auth]"), "{text}");
+
+    add_user(gateway.config(), "lab", "erin", "erin's long password");
+    let profile = gateway.profile("lab", "erin");
+    let exported = std::fs::read_to_string(&profile).unwrap();
+    assert!(
+        exported.lines().any(|line| line == "auth-user-pass"),
+        "{exported}"
+    );
+    let credentials = gateway.bed.dir().join("erin.pass");
+    std::fs::write(&credentials, "erin\nerin's long password\n").unwrap();
+    let mut client = gateway.connect(
+        &profile,
+        &["--auth-user-pass", credentials.to_str().unwrap()],
+    );
+    let address = wait_connections(&mut client, 1);
+    let cidr: Ipv4Net = "10.8.3.0/24".parse().unwrap();
+    assert!(cidr.contains(&address), "{address} outside {cidr}");
+    assert_eq!(gateway.ping_host(3), 3);
+}
+
 #[test]
 fn compression_change_revokes_certificates() {
     let mut lab = Lab::new("admcomp");
@@ -535,34 +633,7 @@ fn two_factor_change_revokes_certificates_and_asks_for_passwords() {
         .expect_line(TOLD_TO_RECONNECT, Duration::from_secs(10));
     lab.assert_no_gap(ping);
 
-    let mut add = Command::new(env!("CARGO_BIN_EXE_sslvpn"))
-        .args([
-            "user",
-            "add",
-            "--config",
-            lab.config(),
-            "--server",
-            "office",
-            "--name",
-            "carol",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    add.stdin
-        .take()
-        .unwrap()
-        .write_all(b"carol's long password\n")
-        .unwrap();
-    let added = add.wait_with_output().unwrap();
-    assert!(
-        added.status.success(),
-        "{}",
-        String::from_utf8_lossy(&added.stderr)
-    );
+    add_user(lab.config(), "office", "carol", "carol's long password");
     let credentials = lab.gateway.bed.dir().join("carol.pass");
     std::fs::write(&credentials, "carol\ncarol's long password\n").unwrap();
     let address = lab.connect_office(
@@ -771,4 +842,150 @@ fn change_and_delete_replace_pending_retry() {
     assert!(!log.contains(STARTED_BY_RETRY), "{log}");
     let listed = list_servers(&gateway);
     assert!(!listed.contains("office"), "{listed}");
+}
+
+/// What the daemon logs after its first start when some servers could not start.
+const NOT_ALL_STARTED: &str = "SSL server(s) could not start and are retried";
+
+/// Returns the line of `server` in the output of `sslvpn server list`.
+fn listed_line(gateway: &Gateway, server: &str) -> String {
+    let listed = list_servers(gateway);
+    let prefix = format!("{server}: ");
+    listed
+        .lines()
+        .find(|line| line.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no line for {server} in:\n{listed}"))
+        .to_owned()
+}
+
+#[test]
+fn first_start_failure_spares_other_servers() {
+    require_root_and_tools();
+    let config = BedConfig {
+        client_pool: "10.8.0.0/16".parse().unwrap(),
+        ..BedConfig::default()
+    };
+    let mut bed = TestBed::with_config("admfirst", config);
+    let branch_ns = bed.add_client();
+    let branch = Server {
+        name: "branch",
+        port: 1195,
+        client_cidr: "10.8.1.0/24",
+        ..Server::default()
+    };
+    let mut gateway = Gateway::configure(bed, &[Server::default(), branch], "");
+    let holder = take_port(&gateway, 1195);
+    gateway.start();
+
+    let failed = gateway
+        .daemon()
+        .expect_line(COULD_NOT_START, Duration::from_secs(10));
+    assert!(failed.contains("branch"), "{failed}");
+    assert!(
+        failed.contains("cannot listen on tcp 0.0.0.0:1195"),
+        "{failed}"
+    );
+    assert!(
+        failed.contains("another process uses this port"),
+        "{failed}"
+    );
+    let summary = gateway
+        .daemon()
+        .expect_line(NOT_ALL_STARTED, Duration::from_secs(10));
+    assert!(summary.contains("1 of 2"), "{summary}");
+    let office = listed_line(&gateway, "office");
+    assert!(office.contains("0 session(s)"), "{office}");
+    let waiting = listed_line(&gateway, "branch");
+    assert!(
+        waiting.contains("not running, next start attempt in"),
+        "{waiting}"
+    );
+
+    // The other server serves while the failed one waits for its retry.
+    let profile = gateway.profile("office", "alice");
+    let mut alice = gateway.connect(&profile, &[]);
+    wait_connected(&mut alice);
+    assert_eq!(gateway.ping_host(3), 3);
+
+    drop(holder);
+    let started = gateway
+        .daemon()
+        .expect_line(STARTED_BY_RETRY, Duration::from_secs(30));
+    assert!(started.contains("branch"), "{started}");
+    let branch = listed_line(&gateway, "branch");
+    assert!(!branch.contains("not running"), "{branch}");
+    assert!(branch.contains("0 session(s)"), "{branch}");
+
+    let profile = gateway.profile("branch", "bob");
+    let mut bob = gateway.bed.spawn(
+        branch_ns,
+        "openvpn",
+        &[
+            "--config",
+            profile.to_str().unwrap(),
+            "--connect-retry",
+            "1",
+        ],
+    );
+    let address = wait_connections(&mut bob, 1);
+    let cidr: Ipv4Net = "10.8.1.0/24".parse().unwrap();
+    assert!(cidr.contains(&address), "{address} outside {cidr}");
+    let host = gateway.host();
+    assert_eq!(gateway.bed.ping(branch_ns, host, 3), 3);
+    assert_eq!(
+        alice.log().matches(INITIALIZED).count(),
+        1,
+        "the office client reconnected: {}",
+        alice.log_tail()
+    );
+}
+
+#[test]
+fn daemon_runs_when_no_server_starts() {
+    require_root_and_tools();
+    let bed = TestBed::new("admnone");
+    // A TAP device with the name of the server's TUN device makes its creation fail.
+    let created = bed.exec(
+        Ns::Gateway,
+        "ip",
+        &["tuntap", "add", "dev", "svpn-office", "mode", "tap"],
+    );
+    assert!(created.status.success(), "{created:?}");
+    let mut gateway = Gateway::configure(bed, &[Server::default()], "");
+    gateway.start();
+
+    let failed = gateway
+        .daemon()
+        .expect_line(COULD_NOT_START, Duration::from_secs(10));
+    assert!(
+        failed.contains("cannot create TUN device svpn-office"),
+        "{failed}"
+    );
+    assert!(failed.contains("ip link delete"), "{failed}");
+    let summary = gateway
+        .daemon()
+        .expect_line(NOT_ALL_STARTED, Duration::from_secs(10));
+    assert!(summary.contains("1 of 1"), "{summary}");
+    let office = listed_line(&gateway, "office");
+    assert!(
+        office.contains("not running, next start attempt in"),
+        "{office}"
+    );
+    assert!(gateway.daemon().try_wait().is_none(), "sslvpn serve exited");
+
+    let deleted = gateway
+        .bed
+        .exec(Ns::Gateway, "ip", &["link", "delete", "svpn-office"]);
+    assert!(deleted.status.success(), "{deleted:?}");
+    let started = gateway
+        .daemon()
+        .expect_line(STARTED_BY_RETRY, Duration::from_secs(30));
+    assert!(started.contains("office"), "{started}");
+    let office = listed_line(&gateway, "office");
+    assert!(!office.contains("not running"), "{office}");
+
+    let profile = gateway.profile("office", "alice");
+    let mut client = gateway.connect(&profile, &[]);
+    wait_connected(&mut client);
+    assert_eq!(gateway.ping_host(3), 3);
 }

@@ -334,6 +334,88 @@ fn secrets_have_mode_0600() {
     assert!(zip.starts_with(b"PK\x03\x04"));
 }
 
+/// Runs `sslvpn --log-level warn cert <args> --config <file>`, asserts that it succeeds and
+/// returns its log.
+fn cert_warnings(gateway: &Gateway, args: &[&str]) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sslvpn"));
+    command
+        .current_dir(gateway.dir.path())
+        .args(["--log-level", "warn", "cert"])
+        .args(args)
+        .arg("--config")
+        .arg(gateway.config());
+    let output = cli::run_with_input(&mut command, "");
+    let log = String::from_utf8(output.stderr).expect("UTF-8 log");
+    assert!(
+        output.status.success(),
+        "sslvpn cert {args:?} failed:\n{log}"
+    );
+    log
+}
+
+/// Asserts that `log` warns about `path` with its mode and the `chmod` that fixes it.
+fn assert_exposed_warning(log: &str, path: &Path, mode: &str) {
+    let named = format!("private key file {} is accessible", path.display());
+    assert!(log.contains(&named), "no warning about {path:?}:\n{log}");
+    assert!(
+        log.contains(&format!("(mode {mode})")),
+        "mode {mode} missing:\n{log}"
+    );
+    let fix = format!("run `chmod 600 {}`", path.display());
+    assert!(log.contains(&fix), "fix for {path:?} missing:\n{log}");
+}
+
+#[test]
+fn exposed_keys_warned_and_used() {
+    let gateway = Gateway::new(&[OFFICE]);
+    let config = fs::read_to_string(gateway.config()).expect("config");
+    let config = config.replace(
+        "two_factor = true\n",
+        "two_factor = true\ntls_crypt = true\n",
+    );
+    fs::write(gateway.config(), config).expect("write config");
+    gateway.cert_ok(&["create", "--server", "office", "--name", "alice"]);
+    let export = [
+        "export", "--server", "office", "--name", "alice", "--output", "a.ovpn",
+    ];
+    let private_log = cert_warnings(&gateway, &export);
+    assert!(
+        !private_log.contains("private key file"),
+        "warned about private files:\n{private_log}"
+    );
+
+    let pki = gateway.pki("office");
+    let client_key = gateway.client_cert("office", "alice").with_extension("key");
+    assert_eq!(mode_of(&pki.join("tls-crypt.key")), 0o600);
+    let exposed = [
+        (pki.join("ca.key"), 0o644),
+        (pki.join("server.key"), 0o640),
+        (pki.join("tls-crypt.key"), 0o660),
+        (client_key.clone(), 0o604),
+    ];
+    for (path, mode) in &exposed {
+        fs::set_permissions(path, fs::Permissions::from_mode(*mode)).expect("chmod");
+    }
+
+    // An export reads the server key, the client key and the tls-crypt key.
+    let export = [
+        "export", "--server", "office", "--name", "alice", "--output", "b.ovpn",
+    ];
+    let log = cert_warnings(&gateway, &export);
+    assert_exposed_warning(&log, &pki.join("server.key"), "0640");
+    assert_exposed_warning(&log, &pki.join("tls-crypt.key"), "0660");
+    assert_exposed_warning(&log, &client_key, "0604");
+    assert!(gateway.path("b.ovpn").is_file());
+
+    // Issuing a certificate reads the CA key.
+    let log = cert_warnings(&gateway, &["create", "--server", "office", "--name", "bob"]);
+    assert_exposed_warning(&log, &pki.join("ca.key"), "0644");
+
+    for (path, mode) in &exposed {
+        assert_eq!(mode_of(path), *mode, "the mode of {path:?} was changed");
+    }
+}
+
 #[test]
 fn interrupted_write_keeps_files_readable() {
     let gateway = Gateway::new(&[OFFICE]);

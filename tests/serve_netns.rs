@@ -318,7 +318,7 @@ fn serve_stops_on_sigint() {
 }
 
 #[test]
-fn serve_fails_when_port_is_taken() {
+fn serve_retries_servers_whose_ports_are_taken() {
     let dir = tempfile::tempdir().unwrap();
     let config = gateway(dir.path());
     let first_log = dir.path().join("first.log");
@@ -329,23 +329,43 @@ fn serve_fails_when_port_is_taken() {
         devices(&namespace).len() == 2
     });
 
-    // A copy of the file, because a second daemon on the same file waits for its lock.
+    // A copy of the file, because a second daemon on the same file waits for its lock, with
+    // an admin socket of its own, because the first daemon's socket is live.
     let copy = dir.path().join("second.toml");
-    std::fs::copy(&config, &copy).unwrap();
-    let second = namespace.serve(&copy, &second_log, &[]);
-    let status = namespace.wait(second);
-    let error = std::fs::read_to_string(&second_log).unwrap();
-    assert_eq!(status.code(), Some(1), "{error}");
-    assert!(
-        error.contains(r#"SSL server "office": cannot listen on udp 0.0.0.0:1194"#),
-        "{error}"
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replace(
+        "admin_socket = \"admin.sock\"",
+        "admin_socket = \"second.sock\"",
     );
-    assert!(error.contains("another process uses this port"), "{error}");
+    std::fs::write(&copy, text).unwrap();
+    let second = namespace.serve(&copy, &second_log, &[]);
+    wait_for("the second gateway", &second_log, || {
+        let text = std::fs::read_to_string(&second_log).unwrap_or_default();
+        text.contains("gateway started")
+    });
+    let log = std::fs::read_to_string(&second_log).unwrap();
+    assert!(
+        log.contains(r#"SSL server "office": cannot listen on udp 0.0.0.0:1194"#),
+        "{log}"
+    );
+    assert!(
+        log.contains(r#"SSL server "headquarters-berlin": cannot listen on tcp 0.0.0.0:1195"#),
+        "{log}"
+    );
+    assert!(log.contains("another process uses this port"), "{log}");
+    assert!(
+        log.contains("2 of 2 SSL server(s) could not start and are retried"),
+        "{log}"
+    );
     assert_eq!(
         devices(&namespace).len(),
         2,
         "the first gateway keeps its devices"
     );
+    namespace.signal(second, libc::SIGTERM);
+    let status = namespace.wait(second);
+    let log = std::fs::read_to_string(&second_log).unwrap();
+    assert!(status.success(), "{status:?}\n{log}");
 
     let third_log = dir.path().join("third.log");
     let third = namespace.serve(&config, &third_log, &[]);

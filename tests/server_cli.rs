@@ -117,6 +117,64 @@ fn create_list_show_delete() {
 }
 
 #[test]
+fn create_two_factor_adds_local_backend() {
+    let gateway = Gateway::new();
+    let created = gateway.ok(&[
+        "server",
+        "create",
+        "--name",
+        "branch",
+        "--local-network",
+        "192.168.90.0/24",
+        "--client-cidr",
+        "10.20.0.0/24",
+        "--port",
+        "1443",
+        "--two-factor",
+        "on",
+    ]);
+    assert!(
+        created.contains("created SSL server \"branch\""),
+        "{created}"
+    );
+    assert!(
+        created.contains("added [ssl_server.auth] with the local backend"),
+        "{created}"
+    );
+    assert!(
+        created.contains("users_file = \"users-branch.toml\""),
+        "{created}"
+    );
+    let shown = gateway.ok(&["server", "show", "--name", "branch"]);
+    assert!(
+        shown.lines().any(|line| line == "two_factor: on"),
+        "{shown}"
+    );
+    assert!(
+        shown.lines().any(|line| line == "auth_backend: local"),
+        "{shown}"
+    );
+
+    let added = cli::expect_success(
+        &gateway.config(),
+        &[
+            "user",
+            "add",
+            "--server",
+            "branch",
+            "--name",
+            "carol",
+            "--password-stdin",
+        ],
+        "carol's long password\n",
+    );
+    assert!(added.contains("carol"), "{added}");
+    assert!(gateway.dir.path().join("users-branch.toml").is_file());
+    let users = gateway.ok(&["user", "list", "--server", "branch"]);
+    assert!(users.lines().any(|line| line == "carol"), "{users}");
+}
+
+#[test]
 fn modify_revokes_certificates() {
     let gateway = Gateway::new();
     gateway.ok(&["cert", "create", "--server", "office", "--name", "alice"]);
@@ -132,6 +190,41 @@ fn modify_revokes_certificates() {
     assert!(
         certs.lines().nth(1).unwrap_or("").ends_with("revoked"),
         "{certs}"
+    );
+}
+
+#[test]
+fn modify_output_names_no_sessions() {
+    let gateway = Gateway::new();
+    gateway.ok(&["cert", "create", "--server", "office", "--name", "alice"]);
+    let modified = gateway.ok(&["server", "modify", "--name", "office", "--tls-crypt", "on"]);
+    assert_eq!(
+        modified,
+        "modified SSL server \"office\": changed tls_crypt; client certificates stay valid, \
+         but users need new profiles because tls_crypt changed (`sslvpn cert export`); the \
+         change is saved and takes effect when `sslvpn serve` starts\n"
+    );
+
+    let modified = gateway.ok(&["server", "modify", "--name", "office", "--port", "1300"]);
+    assert_eq!(
+        modified,
+        "modified SSL server \"office\": changed port; client certificates stay valid, but \
+         users need new profiles because the port changed (`sslvpn cert export`); the change \
+         is saved and takes effect when `sslvpn serve` starts\n"
+    );
+
+    let modified = gateway.ok(&[
+        "server",
+        "modify",
+        "--name",
+        "office",
+        "--cipher",
+        "AES-256-CBC",
+    ]);
+    assert_eq!(
+        modified,
+        "modified SSL server \"office\": changed cipher; the change is saved and takes \
+         effect when `sslvpn serve` starts\n"
     );
 }
 

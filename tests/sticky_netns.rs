@@ -115,7 +115,10 @@ fn restarted_daemon_reads_the_address_file() {
     assert!(file.contains("\nalice,10.8.0.6\n"), "{file}");
     assert!(file.contains("\nbob,10.8.0.10\n"), "{file}");
     let path = lab.gateway.bed.dir().join("certs/office/ipp.txt");
-    std::fs::write(&path, format!("{file}not an entry\n")).unwrap();
+    // No certificate can have the name "John Doe", so its line must not keep THIRD from
+    // carol, a new name.
+    let edited = format!("{file}not an entry\nJohn Doe,{THIRD}\n");
+    std::fs::write(&path, edited).unwrap();
 
     lab.gateway.start();
     // bob's client retries until the new daemon accepts it. A fresh pool would give him
@@ -136,5 +139,15 @@ fn restarted_daemon_reads_the_address_file() {
     assert!(
         warning.contains(&format!("line={line_number}")),
         "{warning}"
+    );
+    let skipped = log
+        .lines()
+        .find(|line| line.contains("whose common name no certificate"))
+        .unwrap_or_else(|| panic!("no warning about the impossible name:\n{log}"));
+    assert!(skipped.contains("skipped 1 line(s)"), "{skipped}");
+    assert!(skipped.contains("ipp.txt"), "{skipped}");
+    assert!(
+        skipped.contains(&format!("first_line={}", line_number + 1)),
+        "{skipped}"
     );
 }

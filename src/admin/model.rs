@@ -163,7 +163,8 @@ pub struct ServerView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sessions: Option<usize>,
     /// Whether the server's task runs, present when the daemon replies. A server whose
-    /// start failed after a change is in the config file but does not run.
+    /// start failed, when the daemon started or after a change, is in the config file but
+    /// does not run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running: Option<bool>,
     /// Seconds until the daemon tries again to start a server that does not run, present

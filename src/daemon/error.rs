@@ -74,6 +74,20 @@ pub enum ServeError {
     Task(String),
 }
 
+impl ServeError {
+    /// Returns whether a server failed to start because the process lacks CAP_NET_ADMIN for
+    /// TUN devices. Every server would fail the same way, and only a restart with the
+    /// capability helps.
+    pub(crate) fn lacks_privilege(&self) -> bool {
+        match self {
+            Self::CreateDevice { error, .. } => {
+                matches!(error.raw_os_error(), Some(libc::EPERM | libc::EACCES))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// What to do about a failed bind.
 pub(crate) fn bind_fix(error: &io::Error) -> &'static str {
     match error.kind() {
@@ -114,6 +128,39 @@ pub(crate) fn device_fix(error: &io::Error) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn device_error(error: io::Error) -> ServeError {
+        ServeError::CreateDevice {
+            server: "office".to_owned(),
+            device: "svpn-office".to_owned(),
+            fix: device_fix(&error),
+            error,
+        }
+    }
+
+    #[test]
+    fn missing_capability_lacks_privilege() {
+        for code in [libc::EPERM, libc::EACCES] {
+            let error = device_error(io::Error::from_raw_os_error(code));
+            assert!(error.lacks_privilege(), "{error}");
+        }
+    }
+
+    #[test]
+    fn other_start_errors_are_retryable() {
+        for code in [libc::EBUSY, libc::EINVAL, libc::ENOENT] {
+            let error = device_error(io::Error::from_raw_os_error(code));
+            assert!(!error.lacks_privilege(), "{error}");
+        }
+        let bind = ServeError::Bind {
+            server: "office".to_owned(),
+            protocol: Protocol::Tcp,
+            address: "0.0.0.0:443".parse().unwrap(),
+            error: io::Error::from(io::ErrorKind::PermissionDenied),
+            fix: "run as root or grant CAP_NET_BIND_SERVICE, or use a port above 1023",
+        };
+        assert!(!bind.lacks_privilege(), "a port change fixes {bind}");
+    }
 
     #[test]
     fn bind_fix_names_capability() {

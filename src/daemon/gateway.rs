@@ -1,6 +1,6 @@
 //! The running gateway: its SSL server tasks, the admin requests that change them, the
 //! reload that applies an edited config file, and the start retries of servers that failed
-//! to start after a change.
+//! to start, at the daemon's start or after a change.
 //!
 //! The gateway is the only writer of the config file and the PKI while it runs. Every change
 //! goes through [`Files`], which validates it and writes the files, and then through
@@ -159,7 +159,10 @@ pub(super) struct RunningGateway {
 }
 
 impl RunningGateway {
-    /// Starts every SSL server of `config`.
+    /// Starts every SSL server of `config`. A server that cannot start gets a start retry, as
+    /// after a change, and the others serve meanwhile, even when no server starts. Fails only
+    /// when a TUN device cannot be created for lack of CAP_NET_ADMIN, which no retry and no
+    /// change through the admin API can fix.
     pub(super) async fn start(
         config: Config,
         config_path: &Path,
@@ -168,7 +171,7 @@ impl RunningGateway {
     ) -> Result<Self, ServeError> {
         let admission = Admission::new(config.gateway.max_connections);
         let mut gateway = Self {
-            files: Files::new(config_path),
+            files: Files::for_daemon(config_path),
             config_path: config_path.to_owned(),
             lock,
             admission,
@@ -179,12 +182,21 @@ impl RunningGateway {
             config: config.clone(),
         };
         for server in &config.ssl_servers {
-            if let Err(error) = gateway.start_server(server).await {
-                gateway.stop_all().await;
-                return Err(error);
+            match gateway.start_server(server).await {
+                Ok(()) => {}
+                Err(error) if error.lacks_privilege() => {
+                    gateway.stop_all().await;
+                    return Err(error);
+                }
+                Err(error) => gateway.schedule_retry(&server.name, &error),
             }
         }
         Ok(gateway)
+    }
+
+    /// Returns the number of servers that wait for a start retry.
+    pub(super) fn waiting_servers(&self) -> usize {
+        self.retries.len()
     }
 
     pub(super) fn config(&self) -> &Config {
@@ -380,15 +392,21 @@ impl RunningGateway {
     async fn start_or_retry(&mut self, server: &SslServer) -> Result<(), ServeError> {
         let result = self.start_server(server).await;
         if let Err(error) = &result {
-            let retry = self.retries.record_failure(&server.name, Instant::now());
-            error!(
-                server = %server.name,
-                %error,
-                "SSL server could not start; next attempt in {} s",
-                retry.delay.as_secs()
-            );
+            self.schedule_retry(&server.name, error);
         }
         result
+    }
+
+    /// Records the failed start of server `name` and logs the error with the time of the
+    /// next attempt. The error names the server and the fix.
+    fn schedule_retry(&mut self, name: &str, error: &ServeError) {
+        let retry = self.retries.record_failure(name, Instant::now());
+        error!(
+            server = %name,
+            %error,
+            "SSL server could not start; next attempt in {} s",
+            retry.delay.as_secs()
+        );
     }
 
     /// Rereads the config file and applies the difference; a file that fails validation

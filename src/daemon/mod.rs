@@ -47,8 +47,10 @@ const CALL_QUEUE: usize = 64;
 
 /// Runs every SSL server of `config`, loaded from `config_path`, until SIGTERM or SIGINT,
 /// then tells every client to reconnect, removes the TUN devices and returns. Serves the
-/// admin API meanwhile and applies the config file again on SIGHUP. Fails when a server
-/// cannot start, naming the server and the fix.
+/// admin API meanwhile and applies the config file again on SIGHUP. A server that cannot
+/// start is retried with a backoff while the others serve. Fails at startup when the process
+/// lacks CAP_NET_ADMIN for TUN devices, when two servers need the same device name, when
+/// another daemon holds the config file's lock or when the admin API cannot start.
 pub fn serve(config_path: &Path, config: &Config) -> Result<(), ServeError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -110,12 +112,22 @@ async fn run(config_path: &Path, config: &Config) -> Result<(), ServeError> {
             return Err(ServeError::Admin(error.to_string()));
         }
     };
+    let ssl_servers = gateway.config().ssl_servers.len();
+    let waiting = gateway.waiting_servers();
     info!(
-        ssl_servers = gateway.config().ssl_servers.len(),
+        ssl_servers,
+        running = ssl_servers - waiting,
         max_connections = gateway.max_connections(),
         admin_socket = %config.gateway.admin_socket.display(),
         "gateway started"
     );
+    if waiting > 0 {
+        warn!(
+            "{waiting} of {ssl_servers} SSL server(s) could not start and are retried; the \
+             errors above name the fix. `sslvpn server list` shows them, and a change to such \
+             a server (`sslvpn server modify`, or the config file and SIGHUP) starts it at once"
+        );
+    }
 
     let mut sticky_saves = tokio::time::interval(sticky::SAVE_INTERVAL);
     sticky_saves.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

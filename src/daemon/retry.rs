@@ -1,5 +1,5 @@
-//! Start retries of SSL servers that failed to start after a config change, with an
-//! exponential backoff.
+//! Start retries of SSL servers that failed to start, when the daemon started or after a
+//! config change, with an exponential backoff.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -55,6 +55,11 @@ impl StartRetries {
 
     pub(super) fn get(&self, server: &str) -> Option<&Retry> {
         self.pending.get(server)
+    }
+
+    /// Returns the number of servers with a pending retry.
+    pub(super) fn len(&self) -> usize {
+        self.pending.len()
     }
 
     /// Returns the earliest due time of all pending retries.

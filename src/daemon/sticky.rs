@@ -15,7 +15,7 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 use crate::config::SslServer;
-use crate::pki::{self, PkiError, ServerDir};
+use crate::pki::{self, MAX_CERT_NAME_LENGTH, PkiError, ServerDir, validate_cert_name};
 
 use super::addresses::{SharedPool, new_pool};
 use super::pool::StickyEntry;
@@ -47,20 +47,33 @@ struct Stopped {
     entries: Vec<StickyEntry>,
     /// Whether the file contains these entries.
     saved: bool,
+    /// Whether the entries were read from the file, because the server has not run since
+    /// the daemon started.
+    from_file: bool,
 }
 
 impl StickyAddresses {
     /// Creates the address pool of `server`, restoring the entries it had when it stopped.
-    /// A server that has not run since the daemon started gets the entries of its file.
-    pub(super) fn open_pool(&self, pki_dir: &Path, server: &SslServer) -> SharedPool {
+    /// A server that has not run since the daemon started gets the entries of its file, kept
+    /// until the server starts, so a start retry does not read the file and log its
+    /// malformed lines again.
+    pub(super) fn open_pool(&mut self, pki_dir: &Path, server: &SslServer) -> SharedPool {
         let mut pool = new_pool(server);
-        let file = file_path(pki_dir, &server.name);
-        let (entries, source) = match self.stopped.get(&server.name) {
-            Some(stopped) => (stopped.entries.clone(), "last run"),
-            None => match &file {
-                Some(path) => (read_file(path), "file"),
-                None => (Vec::new(), "file"),
-            },
+        let stopped = self.stopped.entry(server.name.clone()).or_insert_with(|| {
+            let entries = file_path(pki_dir, &server.name)
+                .map(|path| read_file(&path))
+                .unwrap_or_default();
+            Stopped {
+                entries,
+                saved: true,
+                from_file: true,
+            }
+        });
+        let entries = stopped.entries.clone();
+        let source = if stopped.from_file {
+            "file"
+        } else {
+            "last run"
         };
         if !entries.is_empty() {
             let restored = pool.restore_sticky(&entries);
@@ -99,8 +112,12 @@ impl StickyAddresses {
         };
         let entries = running.pool.lock().sticky_entries();
         let saved = running.save(server, &entries);
-        self.stopped
-            .insert(server.to_owned(), Stopped { entries, saved });
+        let stopped = Stopped {
+            entries,
+            saved,
+            from_file: false,
+        };
+        self.stopped.insert(server.to_owned(), stopped);
     }
 
     /// Drops the entries of a deleted server. Its file goes with its PKI folder.
@@ -184,7 +201,11 @@ fn read_file(path: &Path) -> Vec<StickyEntry> {
             return Vec::new();
         }
     };
-    let (entries, malformed) = parse(&bytes);
+    let Parsed {
+        entries,
+        malformed,
+        invalid_names,
+    } = parse(&bytes);
     for line in malformed.iter().take(MAX_LINE_WARNINGS) {
         warn!(
             file = %path.display(),
@@ -198,6 +219,17 @@ fn read_file(path: &Path) -> Vec<StickyEntry> {
             file = %path.display(),
             lines = malformed.len() - MAX_LINE_WARNINGS,
             "skipped more malformed lines of the sticky address file"
+        );
+    }
+    if let Some(first) = invalid_names.first() {
+        warn!(
+            file = %path.display(),
+            lines = invalid_names.len(),
+            first_line = first,
+            "skipped {} line(s) of the sticky address file whose common name no certificate \
+             of the server can have (1 to {MAX_CERT_NAME_LENGTH} letters, digits, '-', '_', \
+             '.' and '@', starting with a letter or digit)",
+            invalid_names.len()
         );
     }
     entries
@@ -216,21 +248,32 @@ struct MalformedLine {
     reason: &'static str,
 }
 
-/// Parses the text of a file into its entries and the lines it could not read.
-fn parse(text: &[u8]) -> (Vec<StickyEntry>, Vec<MalformedLine>) {
-    let mut entries = Vec::new();
-    let mut malformed = Vec::new();
+/// The content of a file: its entries and the lines that [`parse`] skipped.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Parsed {
+    entries: Vec<StickyEntry>,
+    malformed: Vec<MalformedLine>,
+    /// Numbers of well-formed lines whose common name breaks the rule for certificate names,
+    /// so that no client of this server can ever claim them. An OpenVPN file, for example,
+    /// may name clients "John Doe".
+    invalid_names: Vec<usize>,
+}
+
+/// Parses the text of a file into its entries and the lines it skipped.
+fn parse(text: &[u8]) -> Parsed {
+    let mut parsed = Parsed::default();
     for (index, line) in text.split(|&byte| byte == b'\n').enumerate() {
+        let number = index + 1;
         match parse_line(line) {
-            Ok(Some(entry)) => entries.push(entry),
+            Ok(Some(entry)) if validate_cert_name(&entry.common_name).is_ok() => {
+                parsed.entries.push(entry);
+            }
+            Ok(Some(_)) => parsed.invalid_names.push(number),
             Ok(None) => {}
-            Err(reason) => malformed.push(MalformedLine {
-                number: index + 1,
-                reason,
-            }),
+            Err(reason) => parsed.malformed.push(MalformedLine { number, reason }),
         }
     }
-    (entries, malformed)
+    parsed
 }
 
 /// Parses one line: None for a blank line or a comment.
@@ -326,9 +369,10 @@ mod tests {
         let text = format("office", &entries);
         assert!(text.starts_with("# "), "{text}");
         assert!(text.contains("\nalice,10.8.0.6\n"), "{text}");
-        let (parsed, malformed) = parse(text.as_bytes());
-        assert_eq!(parsed, entries);
-        assert_eq!(malformed, []);
+        let parsed = parse(text.as_bytes());
+        assert_eq!(parsed.entries, entries);
+        assert_eq!(parsed.malformed, []);
+        assert_eq!(parsed.invalid_names, Vec::<usize>::new());
     }
 
     #[test]
@@ -340,20 +384,20 @@ mod tests {
             entry("two\nlines", "10.8.0.18"),
             entry("kept", "10.8.0.22"),
         ];
-        let (parsed, malformed) = parse(format("office", &entries).as_bytes());
-        assert_eq!(parsed, vec![entry("kept", "10.8.0.22")]);
-        assert_eq!(malformed, []);
+        let parsed = parse(format("office", &entries).as_bytes());
+        assert_eq!(parsed.entries, vec![entry("kept", "10.8.0.22")]);
+        assert_eq!(parsed.malformed, []);
     }
 
     #[test]
     fn parse_reads_openvpn_lines() {
         let text = "; written by OpenVPN\n\nalice,10.8.0.4,\nbob,10.8.0.8,fd00::1000\r\n";
-        let (parsed, malformed) = parse(text.as_bytes());
+        let parsed = parse(text.as_bytes());
         assert_eq!(
-            parsed,
+            parsed.entries,
             vec![entry("alice", "10.8.0.4"), entry("bob", "10.8.0.8")]
         );
-        assert_eq!(malformed, []);
+        assert_eq!(parsed.malformed, []);
     }
 
     #[test]
@@ -367,9 +411,9 @@ mod tests {
             .to_vec();
         text.extend_from_slice(b"erin\xff,10.8.0.18\n");
         text.extend_from_slice(b"frank,10.8.0.22");
-        let (parsed, malformed) = parse(&text);
+        let parsed = parse(&text);
         assert_eq!(
-            parsed,
+            parsed.entries,
             vec![entry("alice", "10.8.0.6"), entry("frank", "10.8.0.22")]
         );
         let expected = [
@@ -384,7 +428,37 @@ mod tests {
             .into_iter()
             .map(|(number, reason)| MalformedLine { number, reason })
             .collect();
-        assert_eq!(malformed, expected);
+        assert_eq!(parsed.malformed, expected);
+    }
+
+    #[test]
+    fn parse_skips_impossible_names() {
+        let too_long = format!("{},10.8.0.30", "a".repeat(MAX_CERT_NAME_LENGTH + 1));
+        let longest = format!("{},10.8.0.34", "b".repeat(MAX_CERT_NAME_LENGTH));
+        let text = [
+            "alice,10.8.0.6",
+            "John Doe,10.8.0.10",
+            ".hidden,10.8.0.14",
+            "-flag,10.8.0.18",
+            "ünï,10.8.0.22",
+            "semi;colon,10.8.0.26",
+            too_long.as_str(),
+            longest.as_str(),
+            "bob.smith@example.com,10.8.0.38",
+            "",
+        ]
+        .join("\n");
+        let parsed = parse(text.as_bytes());
+        assert_eq!(
+            parsed.entries,
+            vec![
+                entry("alice", "10.8.0.6"),
+                entry(&"b".repeat(MAX_CERT_NAME_LENGTH), "10.8.0.34"),
+                entry("bob.smith@example.com", "10.8.0.38"),
+            ]
+        );
+        assert_eq!(parsed.invalid_names, vec![2, 3, 4, 5, 6, 7]);
+        assert_eq!(parsed.malformed, []);
     }
 
     #[test]
@@ -438,11 +512,42 @@ mod tests {
         assert!(text.contains("\nalice,10.8.0.6\n"), "{text}");
 
         // A new daemon has nothing in memory.
-        let sticky = StickyAddresses::default();
+        let mut sticky = StickyAddresses::default();
         let pool = sticky.open_pool(pki_dir.path(), &office);
         let mut restarted = pool.lock();
         assert_ne!(restarted.allocate("bob").unwrap().address, alice.address);
         assert_eq!(restarted.allocate("alice").unwrap(), alice);
+    }
+
+    #[test]
+    fn failed_start_keeps_file_entries() {
+        let pki_dir = tempfile::tempdir().unwrap();
+        let folder = pki_dir.path().join("office");
+        std::fs::create_dir(&folder).unwrap();
+        let file = folder.join("ipp.txt");
+        std::fs::write(&file, "alice,10.8.0.10\n").unwrap();
+        let office = server("10.8.0.0/24");
+        let mut sticky = StickyAddresses::default();
+        let first = sticky.open_pool(pki_dir.path(), &office);
+        assert_eq!(
+            first.lock().sticky_entries(),
+            vec![entry("alice", "10.8.0.10")]
+        );
+
+        // The start failed, so the pool was never handed to `started`. A retry uses the
+        // entries read before instead of the file.
+        drop(first);
+        std::fs::write(&file, "bob,10.8.0.14\n").unwrap();
+        let retried = sticky.open_pool(pki_dir.path(), &office);
+        assert_eq!(
+            retried.lock().sticky_entries(),
+            vec![entry("alice", "10.8.0.10")]
+        );
+
+        // Once started, the entries count as saved: nothing is written without a change.
+        sticky.started(pki_dir.path(), "office", retried);
+        sticky.save_changed();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "bob,10.8.0.14\n");
     }
 
     #[test]
@@ -489,8 +594,8 @@ mod tests {
 
         let alice = pool.lock().allocate("alice").unwrap();
         sticky.save_changed();
-        let (parsed, _) = parse(&std::fs::read(&file).unwrap());
-        assert_eq!(parsed, vec![entry("alice", "10.8.0.6")]);
+        let parsed = parse(&std::fs::read(&file).unwrap());
+        assert_eq!(parsed.entries, vec![entry("alice", "10.8.0.6")]);
 
         std::fs::remove_file(&file).unwrap();
         pool.lock().release(alice.address).unwrap();
@@ -512,7 +617,7 @@ mod tests {
         let pool = sticky.open_pool(pki_dir.path(), &office);
         sticky.started(pki_dir.path(), "office", pool);
         sticky.save_changed();
-        let (parsed, _) = parse(&std::fs::read(folder.join("ipp.txt")).unwrap());
-        assert_eq!(parsed, vec![entry("alice", "10.8.0.6")]);
+        let parsed = parse(&std::fs::read(folder.join("ipp.txt")).unwrap());
+        assert_eq!(parsed.entries, vec![entry("alice", "10.8.0.6")]);
     }
 }

@@ -124,7 +124,7 @@ impl CaSigner {
     /// Loads the CA certificate and key from their PEM files.
     pub fn load(cert_path: &Path, key_path: &Path) -> Result<Self, PkiError> {
         let cert = read_cert(cert_path)?;
-        let key_text = read_text(key_path)?;
+        let key_text = read_private_text(key_path)?;
         let key = KeyPair::from_pem(&key_text).map_err(|error| PkiError::Corrupt {
             path: key_path.to_owned(),
             reason: error.to_string(),
@@ -210,7 +210,16 @@ pub fn read_cert(path: &Path) -> Result<CertificateDer<'static>, PkiError> {
 }
 
 pub fn read_text(path: &Path) -> Result<String, PkiError> {
-    let bytes = files::read(path)?;
+    utf8_text(path, files::read(path)?)
+}
+
+/// Reads a PEM private key with [`files::read_private`], which warns when the file is not
+/// private to its owner.
+pub fn read_private_text(path: &Path) -> Result<String, PkiError> {
+    utf8_text(path, files::read_private(path)?)
+}
+
+fn utf8_text(path: &Path, bytes: Vec<u8>) -> Result<String, PkiError> {
     String::from_utf8(bytes).map_err(|_| PkiError::Corrupt {
         path: path.to_owned(),
         reason: "not UTF-8 text".to_owned(),

@@ -143,7 +143,7 @@ impl ServerPki {
         Ok(ClientCredentials {
             ca_pem: certs::read_text(&self.dir.ca_cert())?,
             cert_pem: certs::read_text(&self.dir.client_cert(&entry.serial))?,
-            key_pem: certs::read_text(&self.dir.client_key(&entry.serial))?,
+            key_pem: certs::read_private_text(&self.dir.client_key(&entry.serial))?,
             entry,
         })
     }

@@ -5,11 +5,13 @@
 //! reader finds either the old file or the complete new one. A crash can leave a stray
 //! `.<name>.tmp-*` file behind, which readers ignore.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use super::PkiError;
 
@@ -101,12 +103,74 @@ pub fn create_dir_all(folder: &Path) -> Result<(), PkiError> {
 }
 
 pub fn read(path: &Path) -> Result<Vec<u8>, PkiError> {
-    fs::read(path).map_err(|source| match source.kind() {
+    fs::read(path).map_err(|source| read_error(path, source))
+}
+
+/// Reads a private key file. When group or others have any access to it, logs a warning
+/// with the fix and still returns the contents, as OpenVPN 2.6 does for its key files.
+pub fn read_private(path: &Path) -> Result<Vec<u8>, PkiError> {
+    let mut file = File::open(path).map_err(|source| read_error(path, source))?;
+    let metadata = file
+        .metadata()
+        .map_err(|source| PkiError::io("read", path, source))?;
+    warn_if_exposed(path, metadata.permissions().mode() & 0o7777);
+    let mut contents = Vec::new();
+    file.read_to_end(&mut contents)
+        .map_err(|source| PkiError::io("read", path, source))?;
+    Ok(contents)
+}
+
+fn read_error(path: &Path, source: io::Error) -> PkiError {
+    match source.kind() {
         io::ErrorKind::NotFound => PkiError::MissingFile {
             path: path.to_owned(),
         },
         _ => PkiError::io("read", path, source),
-    })
+    }
+}
+
+/// Returns whether a file mode gives group or others any access.
+pub fn is_exposed(mode: u32) -> bool {
+    mode & 0o077 != 0
+}
+
+/// Logs a warning with the fix when `mode` exposes the private key file `path`, unless one
+/// was already logged for this file and mode.
+fn warn_if_exposed(path: &Path, mode: u32) {
+    if !is_exposed(mode) {
+        forget_exposed(path);
+        return;
+    }
+    if record_exposed(path, mode) {
+        tracing::warn!(
+            "private key file {} is accessible to group or others (mode {mode:04o}); \
+             it is used anyway, run `chmod 600 {}` to make it private",
+            path.display(),
+            path.display(),
+        );
+    }
+}
+
+/// The mode each exposed private key file had when its warning was logged. The daemon reads
+/// the server key again on every CRL change, so one file is reported once per mode.
+static EXPOSED: Mutex<BTreeMap<PathBuf, u32>> = Mutex::new(BTreeMap::new());
+
+/// Records that `path` has the exposed `mode` and returns whether that is news, so a warning
+/// is due.
+fn record_exposed(path: &Path, mode: u32) -> bool {
+    let mut exposed = EXPOSED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    exposed.insert(path.to_owned(), mode) != Some(mode)
+}
+
+/// Forgets the warning about `path` after its mode was fixed, so a later exposure is logged
+/// again.
+fn forget_exposed(path: &Path) {
+    let mut exposed = EXPOSED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    exposed.remove(path);
 }
 
 /// An exclusive `flock` on a lock file, held until the value is dropped.
@@ -220,8 +284,6 @@ pub mod crash_point {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt;
-
     use super::*;
 
     fn mode_of(path: &Path) -> u32 {
@@ -274,6 +336,57 @@ mod tests {
         assert!(matches!(second, Err(PkiError::OutputExists { .. })));
         assert_eq!(fs::read(&path).expect("read"), b"profile");
         assert_eq!(mode_of(&path), 0o600);
+    }
+
+    #[test]
+    fn exposed_modes_detected() {
+        for mode in [
+            0o640, 0o644, 0o604, 0o660, 0o602, 0o610, 0o601, 0o666, 0o4640,
+        ] {
+            assert!(is_exposed(mode), "mode {mode:04o} counted as private");
+        }
+    }
+
+    #[test]
+    fn private_modes_accepted() {
+        for mode in [0o600, 0o400, 0o700, 0o200, 0o000, 0o4600] {
+            assert!(!is_exposed(mode), "mode {mode:04o} counted as exposed");
+        }
+    }
+
+    #[test]
+    fn exposed_file_recorded_once_per_mode() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let path = folder.path().join("server.key");
+        assert!(record_exposed(&path, 0o644), "first exposure");
+        assert!(!record_exposed(&path, 0o644), "same mode again");
+        assert!(record_exposed(&path, 0o640), "another exposed mode");
+        forget_exposed(&path);
+        assert!(record_exposed(&path, 0o640), "exposed again after a fix");
+    }
+
+    #[test]
+    fn exposed_key_still_read() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let path = folder.path().join("ca.key");
+        fs::write(&path, b"key").expect("write");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert_eq!(read_private(&path).expect("read"), b"key");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert_eq!(read_private(&path).expect("read"), b"key");
+        let exposed = EXPOSED.lock().expect("lock");
+        assert!(
+            !exposed.contains_key(&path),
+            "a fixed file is still recorded"
+        );
+    }
+
+    #[test]
+    fn missing_private_key_named() {
+        let folder = tempfile::tempdir().expect("temp dir");
+        let path = folder.path().join("server.key");
+        let error = read_private(&path).unwrap_err();
+        assert!(matches!(error, PkiError::MissingFile { .. }), "{error}");
     }
 
     #[test]

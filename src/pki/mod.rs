@@ -180,7 +180,7 @@ impl ServerPki {
         let server_cert = certs::read_cert(&dir.server_cert())?;
         let key_path = dir.server_key();
         let server_key =
-            PrivateKeyDer::from_pem_slice(&files::read(&key_path)?).map_err(|error| {
+            PrivateKeyDer::from_pem_slice(&files::read_private(&key_path)?).map_err(|error| {
                 PkiError::Corrupt {
                     path: key_path.clone(),
                     reason: error.to_string(),

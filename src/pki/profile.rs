@@ -252,6 +252,17 @@ mod tests {
         text.lines().collect()
     }
 
+    /// Reads the archive entry `name` as UTF-8 text.
+    fn entry_text(archive: &mut zip::ZipArchive<Cursor<Vec<u8>>>, name: &str) -> String {
+        let mut text = String::new();
+        archive
+            .by_name(name)
+            .unwrap_or_else(|error| panic!("entry {name} not found: {error}"))
+            .read_to_string(&mut text)
+            .unwrap_or_else(|error| panic!("reading entry {name}: {error}"));
+        text
+    }
+
     #[test]
     fn udp_profile_lines() {
         let text = settings(Protocol::Udp, false, false).inline_profile(&credentials());
@@ -325,12 +336,7 @@ mod tests {
             vec![ZIP_PROFILE, ZIP_CA, ZIP_CERT, ZIP_KEY, ZIP_TLS_CRYPT_KEY]
         );
 
-        let mut profile = String::new();
-        archive
-            .by_name(ZIP_PROFILE)
-            .expect("profile entry")
-            .read_to_string(&mut profile)
-            .expect("read profile");
+        let profile = entry_text(&mut archive, ZIP_PROFILE);
         assert!(
             profile
                 .lines()
@@ -338,10 +344,12 @@ mod tests {
         );
         assert!(!profile.contains("<tls-crypt>"));
 
-        let mut key_text = String::new();
-        let mut key = archive.by_name(ZIP_TLS_CRYPT_KEY).expect("key entry");
-        assert_eq!(key.unix_mode().map(|mode| mode & 0o777), Some(0o600));
-        key.read_to_string(&mut key_text).expect("read key");
+        let key_mode = archive
+            .by_name(ZIP_TLS_CRYPT_KEY)
+            .expect("key entry")
+            .unix_mode();
+        assert_eq!(key_mode.map(|mode| mode & 0o777), Some(0o600));
+        let key_text = entry_text(&mut archive, ZIP_TLS_CRYPT_KEY);
         assert!(StaticKey::parse(&key_text).is_ok());
     }
 
@@ -354,12 +362,7 @@ mod tests {
         let names: Vec<String> = archive.file_names().map(str::to_owned).collect();
         assert_eq!(names, vec![ZIP_PROFILE, ZIP_CA, ZIP_CERT, ZIP_KEY]);
 
-        let mut profile = String::new();
-        archive
-            .by_name(ZIP_PROFILE)
-            .expect("profile entry")
-            .read_to_string(&mut profile)
-            .expect("read profile");
+        let profile = entry_text(&mut archive, ZIP_PROFILE);
         assert!(profile.lines().any(|line| line == "key client.key"));
         assert!(!profile.contains("<key>"));
 

@@ -30,7 +30,7 @@ impl ServerPki {
             );
             return Ok(key);
         }
-        let bytes = files::read(&path)?;
+        let bytes = files::read_private(&path)?;
         let text = String::from_utf8(bytes).map_err(|_| PkiError::Corrupt {
             path: path.clone(),
             reason: format!("not UTF-8 text; {RESTORE_FIX}"),

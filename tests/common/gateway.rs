@@ -75,6 +75,14 @@ impl Gateway {
 
     /// Like [`Gateway::on_bed`], with `gateway_lines` added to the `[gateway]` table.
     pub fn on_bed_with(bed: TestBed, servers: &[Server], gateway_lines: &str) -> Self {
+        let mut gateway = Self::configure(bed, servers, gateway_lines);
+        gateway.start();
+        gateway
+    }
+
+    /// Writes the config file of a gateway with `servers`, and `gateway_lines` added to the
+    /// `[gateway]` table, without starting the daemon; [`Gateway::start`] starts it.
+    pub fn configure(bed: TestBed, servers: &[Server], gateway_lines: &str) -> Self {
         let mut text = format!(
             "[gateway]\npublic_address = \"{}\"\npki_dir = \"certs\"\nmax_connections = 10\n\
              admin_socket = \"admin.sock\"\n{gateway_lines}",
@@ -98,13 +106,11 @@ impl Gateway {
         }
         let config = bed.dir().join("sslvpn.toml");
         std::fs::write(&config, text).unwrap();
-        let mut gateway = Self {
+        Self {
             bed,
             config,
             daemon: None,
-        };
-        gateway.start();
-        gateway
+        }
     }
 
     pub fn config(&self) -> &str {

@@ -81,7 +81,7 @@ pub fn apply_pki_effects(old: &Config, new: &Config) -> Result<Vec<ChangeReport>
         match old.server(&server.name) {
             None => {
                 ServerPki::open_or_create(&new.gateway.pki_dir, &server.name).map_err(pki_error)?;
-                reports.push(created_report(server));
+                reports.push(created_report(server, None));
             }
             Some(previous) => {
                 let change = diff(previous, server);
@@ -93,7 +93,8 @@ pub fn apply_pki_effects(old: &Config, new: &Config) -> Result<Vec<ChangeReport>
                 } else {
                     Vec::new()
                 };
-                reports.push(modified_report(&server.name, &change, revoked, None));
+                // Only the daemon calls this, on SIGHUP, and applies the change at once.
+                reports.push(modified_report(&server.name, &change, revoked, None, true));
             }
         }
     }
@@ -146,25 +147,34 @@ pub(super) fn delete_pki(pki_dir: &Path, server: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub(super) fn created_report(server: &SslServer) -> ChangeReport {
+/// Builds the report of a created server. `auth_note` is appended to the message.
+pub(super) fn created_report(server: &SslServer, auth_note: Option<&str>) -> ChangeReport {
+    let mut message = format!(
+        "created SSL server {:?} on {}/{} with a new CA; issue client certificates with \
+         `sslvpn cert create --server {}`",
+        server.name, server.protocol, server.port, server.name
+    );
+    if let Some(note) = auth_note {
+        message.push_str("; ");
+        message.push_str(note);
+    }
     ChangeReport {
         server: server.name.clone(),
         action: "created".to_owned(),
-        message: format!(
-            "created SSL server {:?} on {}/{} with a new CA; issue client certificates with \
-             `sslvpn cert create --server {}`",
-            server.name, server.protocol, server.port, server.name
-        ),
+        message,
         ..ChangeReport::default()
     }
 }
 
 /// Builds the report of a modified server. `auth_note` is appended to the message.
+/// `daemon_applies` is true when a running daemon applies the change now. Without one, the
+/// message names no effects on sessions, because there are none.
 pub(super) fn modified_report(
     server: &str,
     change: &ServerDiff,
     revoked: Vec<String>,
     auth_note: Option<&str>,
+    daemon_applies: bool,
 ) -> ChangeReport {
     let mut message = format!(
         "modified SSL server {server:?}: changed {}",
@@ -183,8 +193,15 @@ pub(super) fn modified_report(
             "; client certificates stay valid, but users need new profiles because tls_crypt \
              changed (`sslvpn cert export`)",
         );
+    } else if change.move_listener {
+        message.push_str(
+            "; client certificates stay valid, but users need new profiles because the port \
+             changed (`sslvpn cert export`)",
+        );
     }
-    if change.move_listener {
+    if !daemon_applies {
+        message.push_str("; the change is saved and takes effect when `sslvpn serve` starts");
+    } else if change.move_listener {
         message.push_str("; the listener moved and the server's sessions are dropped");
     } else if change.drop_sessions {
         message.push_str("; the server's sessions are dropped and clients reconnect");
@@ -206,7 +223,7 @@ pub(super) fn modified_report(
         revoked_certificates: revoked,
         sessions_dropped: change.drop_sessions,
         listener_moved: change.move_listener,
-        profiles_outdated: change.revoke_certs || change.reexport_profiles,
+        profiles_outdated: change.revoke_certs || change.reexport_profiles || change.move_listener,
         message,
     }
 }

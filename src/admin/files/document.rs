@@ -33,11 +33,20 @@ impl Document {
         self.doc.to_string()
     }
 
-    /// Appends a `[[ssl_server]]` table with `name` and the fields present in `fields`.
-    pub fn append_server(&mut self, name: &str, fields: &ServerFields) -> Result<(), ApiError> {
+    /// Appends a `[[ssl_server]]` table with `name` and the fields present in `fields`. When
+    /// `auth_users_file` is given, adds an `auth` sub-table with the local backend.
+    pub fn append_server(
+        &mut self,
+        name: &str,
+        fields: &ServerFields,
+        auth_users_file: Option<&str>,
+    ) -> Result<(), ApiError> {
         let mut table = Table::new();
         table.insert("name", Item::Value(Value::from(name)));
         apply_fields(&mut table, fields);
+        if let Some(users_file) = auth_users_file {
+            insert_local_auth(&mut table, users_file);
+        }
         let root = self.doc.as_table_mut();
         match root.get_mut("ssl_server") {
             None => {
@@ -64,10 +73,7 @@ impl Document {
         if let Some(users_file) = auth_users_file
             && !table.contains_key("auth")
         {
-            let mut auth = Table::new();
-            auth.insert("backend", Item::Value(Value::from("local")));
-            auth.insert("users_file", Item::Value(Value::from(users_file)));
-            table.insert("auth", Item::Table(auth));
+            insert_local_auth(table, users_file);
         }
         Ok(())
     }
@@ -96,6 +102,14 @@ impl Document {
             _ => Err(not_tables()),
         }
     }
+}
+
+/// Adds the `auth` sub-table of a server with the local backend and `users_file`.
+fn insert_local_auth(table: &mut Table, users_file: &str) {
+    let mut auth = Table::new();
+    auth.insert("backend", Item::Value(Value::from("local")));
+    auth.insert("users_file", Item::Value(Value::from(users_file)));
+    table.insert("auth", Item::Table(auth));
 }
 
 fn table_name(table: &Table) -> Option<&str> {

@@ -26,6 +26,9 @@ pub use users::{MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, check_new_password};
 #[derive(Clone, Debug)]
 pub struct Files {
     config_path: PathBuf,
+    /// Whether a running daemon applies each change to its servers at once. Without one,
+    /// a change report states that the change takes effect when `sslvpn serve` starts.
+    daemon_applies: bool,
 }
 
 /// The result of a request carried out on the files.
@@ -47,9 +50,20 @@ impl Outcome {
 }
 
 impl Files {
+    /// Opens the files for a process that changes them while no daemon runs, such as the
+    /// CLI.
     pub fn new(config_path: &Path) -> Self {
         Self {
             config_path: config_path.to_owned(),
+            daemon_applies: false,
+        }
+    }
+
+    /// Opens the files for the daemon, which applies each change to its running servers.
+    pub fn for_daemon(config_path: &Path) -> Self {
+        Self {
+            config_path: config_path.to_owned(),
+            daemon_applies: true,
         }
     }
 

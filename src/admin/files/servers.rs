@@ -9,8 +9,10 @@ use super::document::{self, Document};
 use super::{Files, Outcome, pki_error};
 
 impl Files {
-    /// Appends a server; missing fields take the config file's defaults. Creates its CA
-    /// after the new config passed every rule and before the config file is written.
+    /// Appends a server; missing fields take the config file's defaults. With `two_factor`
+    /// on, it also gets an `[ssl_server.auth]` table with the local backend, as a modify that
+    /// turns `two_factor` on does. Creates its CA after the new config passed every rule and
+    /// before the config file is written.
     pub(super) fn create_server(
         &self,
         name: &str,
@@ -27,8 +29,10 @@ impl Files {
                 ),
             ));
         }
+        let users_file = default_users_file(name);
+        let add_auth = fields.two_factor == Some(true);
         let mut doc = Document::read(&self.config_path)?;
-        doc.append_server(name, fields)?;
+        doc.append_server(name, fields, add_auth.then_some(users_file.as_str()))?;
         let text = doc.render();
         let action = format!("creating SSL server {name:?}");
         let config = document::validate(&text, &self.config_path)
@@ -46,7 +50,8 @@ impl Files {
             }
             return Err(error);
         }
-        let change = created_report(server);
+        let note = add_auth.then(|| added_auth_note(name, &users_file));
+        let change = created_report(server, note.as_deref());
         Ok(Outcome {
             reply: Reply::Changed { change },
             config: Some(config),
@@ -63,7 +68,7 @@ impl Files {
     ) -> Result<Outcome, ApiError> {
         let current = self.load()?;
         let old = self.find_server(&current, name)?;
-        let users_file = format!("users-{name}.toml");
+        let users_file = default_users_file(name);
         let add_auth = fields.two_factor == Some(true) && !old.two_factor && old.auth.is_none();
 
         let mut doc = Document::read(&self.config_path)?;
@@ -86,13 +91,8 @@ impl Files {
             Vec::new()
         };
         document::write(&self.config_path, &text)?;
-        let note = add_auth.then(|| {
-            format!(
-                "added [ssl_server.auth] with the local backend and users_file = \
-                 {users_file:?}; add users with `sslvpn user add --server {name}`"
-            )
-        });
-        let change = modified_report(name, &change, revoked, note.as_deref());
+        let note = add_auth.then(|| added_auth_note(name, &users_file));
+        let change = modified_report(name, &change, revoked, note.as_deref(), self.daemon_applies);
         Ok(Outcome {
             reply: Reply::Changed { change },
             config: Some(config),
@@ -119,4 +119,18 @@ impl Files {
             config: Some(config),
         })
     }
+}
+
+/// Returns the users file that an `[ssl_server.auth]` table added for server `name` names,
+/// relative to the config file's folder.
+fn default_users_file(name: &str) -> String {
+    format!("users-{name}.toml")
+}
+
+/// Describes the `[ssl_server.auth]` table added for server `name` and the next step.
+fn added_auth_note(name: &str, users_file: &str) -> String {
+    format!(
+        "added [ssl_server.auth] with the local backend and users_file = {users_file:?}; add \
+         users with `sslvpn user add --server {name}`"
+    )
 }

@@ -32,13 +32,23 @@ struct Gateway {
 }
 
 impl Gateway {
+    /// Builds a gateway whose changes a running daemon applies.
     fn new() -> Self {
+        Self::build(Files::for_daemon)
+    }
+
+    /// Builds a gateway with no daemon, as the CLI finds it when `sslvpn serve` is stopped.
+    fn without_daemon() -> Self {
+        Self::build(Files::new)
+    }
+
+    fn build(open: fn(&Path) -> Files) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("gateway.toml");
         fs::write(&path, CONFIG).expect("write config");
         let lock = ConfigLock::acquire(&path).expect("lock");
         Self {
-            files: Files::new(&path),
+            files: open(&path),
             dir,
             lock,
         }
@@ -240,6 +250,78 @@ fn create_appends_table_and_ca() {
 }
 
 #[test]
+fn create_two_factor_adds_auth_table() {
+    let gateway = Gateway::new();
+    let change = gateway.change(Request::CreateServer {
+        server: "branch".to_owned(),
+        fields: ServerFields {
+            local_networks: Some(vec!["192.168.90.0/24".to_owned()]),
+            client_cidr: Some("10.20.0.0/24".to_owned()),
+            port: Some(1443),
+            two_factor: Some(true),
+            ..ServerFields::default()
+        },
+    });
+
+    assert_eq!(change.action, "created");
+    assert!(
+        change
+            .message
+            .contains("users_file = \"users-branch.toml\""),
+        "{}",
+        change.message
+    );
+    assert!(
+        change.message.contains("sslvpn user add --server branch"),
+        "{}",
+        change.message
+    );
+
+    let text = gateway.text();
+    assert!(
+        text.trim_end().ends_with(
+            "[ssl_server.auth]\nbackend = \"local\"\nusers_file = \"users-branch.toml\""
+        ),
+        "{text}"
+    );
+
+    let config = load(&gateway.path());
+    let branch = config.server("branch").unwrap();
+    assert!(branch.two_factor);
+    assert_eq!(
+        branch.auth.as_ref().map(|auth| auth.backend.name()),
+        Some("local")
+    );
+    assert!(config.server("office").unwrap().auth.is_none());
+    let (_, users_file) = gateway.files.users_file("branch").expect("users file");
+    assert_eq!(users_file, gateway.dir.path().join("users-branch.toml"));
+}
+
+#[test]
+fn create_without_two_factor_adds_no_auth() {
+    let gateway = Gateway::new();
+    for (name, two_factor, cidr, port) in [
+        ("branch", None, "10.20.0.0/24", 1443),
+        ("depot", Some(false), "10.21.0.0/24", 1444),
+    ] {
+        let change = gateway.change(Request::CreateServer {
+            server: name.to_owned(),
+            fields: ServerFields {
+                local_networks: Some(vec!["192.168.90.0/24".to_owned()]),
+                client_cidr: Some(cidr.to_owned()),
+                port: Some(port),
+                two_factor,
+                ..ServerFields::default()
+            },
+        });
+        assert!(!change.message.contains("auth"), "{}", change.message);
+        let config = load(&gateway.path());
+        assert!(config.server(name).unwrap().auth.is_none(), "{name}");
+    }
+    assert!(!gateway.text().contains("[ssl_server.auth]"));
+}
+
+#[test]
 fn create_existing_name_conflicts() {
     let gateway = Gateway::new();
     let error = gateway
@@ -388,6 +470,110 @@ fn cipher_change_keeps_sessions() {
     assert!(!change.listener_moved);
     assert!(
         change.message.contains("new sessions"),
+        "{}",
+        change.message
+    );
+}
+
+#[test]
+fn reports_without_daemon_name_no_sessions() {
+    let cases: [(&str, ServerFields, &str); 5] = [
+        (
+            "tls_crypt",
+            ServerFields {
+                tls_crypt: Some(true),
+                ..ServerFields::default()
+            },
+            "users need new profiles because tls_crypt changed (`sslvpn cert export`)",
+        ),
+        (
+            "port",
+            ServerFields {
+                port: Some(1400),
+                ..ServerFields::default()
+            },
+            "users need new profiles because the port changed (`sslvpn cert export`)",
+        ),
+        (
+            "protocol",
+            ServerFields {
+                protocol: Some("udp".to_owned()),
+                ..ServerFields::default()
+            },
+            "revoked 1 client certificate(s)",
+        ),
+        (
+            "client_cidr",
+            ServerFields {
+                client_cidr: Some("10.30.0.0/24".to_owned()),
+                ..ServerFields::default()
+            },
+            "changed client_cidr",
+        ),
+        (
+            "cipher",
+            ServerFields {
+                cipher: Some("AES-256-CBC".to_owned()),
+                ..ServerFields::default()
+            },
+            "changed cipher",
+        ),
+    ];
+    for (field, fields, expected) in cases {
+        let gateway = Gateway::without_daemon();
+        gateway.issue("office", "alice");
+        let outcome = gateway.modify("office", fields).expect("modify");
+        let Reply::Changed { change } = outcome.reply else {
+            panic!("expected a change report for {field}");
+        };
+        let message = &change.message;
+        assert!(message.contains(expected), "{field}: {message}");
+        assert!(
+            message.ends_with("; the change is saved and takes effect when `sslvpn serve` starts"),
+            "{field}: {message}"
+        );
+        assert!(!message.contains("session"), "{field}: {message}");
+        assert!(!message.contains("listener moved"), "{field}: {message}");
+    }
+}
+
+#[test]
+fn reports_with_daemon_name_sessions() {
+    let gateway = Gateway::new();
+    let change = gateway.change(Request::ModifyServer {
+        server: "office".to_owned(),
+        fields: ServerFields {
+            tls_crypt: Some(true),
+            ..ServerFields::default()
+        },
+    });
+    assert!(
+        change
+            .message
+            .ends_with("; the server's sessions are dropped and clients reconnect"),
+        "{}",
+        change.message
+    );
+
+    let change = gateway.change(Request::ModifyServer {
+        server: "office".to_owned(),
+        fields: ServerFields {
+            port: Some(1400),
+            ..ServerFields::default()
+        },
+    });
+    assert!(change.profiles_outdated);
+    assert!(
+        change
+            .message
+            .contains("users need new profiles because the port changed"),
+        "{}",
+        change.message
+    );
+    assert!(
+        change
+            .message
+            .ends_with("; the listener moved and the server's sessions are dropped"),
         "{}",
         change.message
     );
