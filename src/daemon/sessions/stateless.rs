@@ -88,7 +88,7 @@ impl<S: DrivenSession> Sessions<S> {
     /// reply. So packets without a valid wrapping never use up the limit, and a reset over
     /// the limit costs no cookie.
     // NOTE: without tls-crypt, a hard reset forged from a connected client's address gets a
-    // reply at that address, and openvpn 2.6.3 answers it by negotiating a new session. The
+    // reply at that address, and openvpn 2.6.3 then negotiates a new session. The
     // tunnel keeps working, but each forged reset within the rate limit costs a handshake.
     fn answer_hard_reset(
         &mut self,
